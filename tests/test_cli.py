@@ -1,0 +1,106 @@
+"""The CLI shell: commands, --version, --verbose, one-line errors, and a torch-free --help."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from resnetcli import __version__
+from resnetcli.cli import app
+
+COMMANDS = ["preprocess", "train", "test", "predict", "summarize", "list"]
+BIN = Path(sys.executable).parent
+runner = CliRunner()
+
+
+def test_help_lists_every_command() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in COMMANDS:
+        assert command in result.output
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"resnetcli {__version__}"
+
+
+def test_console_script_and_module_both_run() -> None:
+    script = subprocess.run([str(BIN / "resnetcli"), "--help"], capture_output=True, text=True, check=False)
+    module = subprocess.run([sys.executable, "-m", "resnetcli", "--help"], capture_output=True, text=True, check=False)
+    for proc in (script, module):
+        assert proc.returncode == 0, proc.stderr
+        for command in COMMANDS:
+            assert command in proc.stdout
+
+
+def test_help_imports_no_torch() -> None:
+    # The help screen renders every command's signature, so this also checks no command module imports torch.
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from resnetcli.cli import app\n"
+        "r = CliRunner().invoke(app, ['--help'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "heavy = sorted(m for m in ('torch', 'torchvision', 'albumentations', 'numpy', 'cv2') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == ""
+
+
+def test_domain_error_is_one_red_line_without_traceback() -> None:
+    result = runner.invoke(app, ["list", "architecturez"])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert "unknown registry kind 'architecturez'" in lines[0]
+    assert "did you mean architectures" in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_verbose_shows_the_traceback() -> None:
+    proc = subprocess.run(
+        [str(BIN / "resnetcli"), "--verbose", "list", "architecturez"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 2
+    assert "Traceback" in proc.stderr
+    assert "unknown registry kind" in proc.stderr
+
+
+def test_builtins_are_registered_through_entry_points() -> None:
+    for group in ("architectures", "augmentations", "optimizers", "schedulers", "datasets"):
+        eps = entry_points(group=f"resnetcli.{group}")
+        assert len(eps) > 0, group
+        assert any(ep.dist is not None and ep.dist.metadata["Name"] == "resnetcli" for ep in eps)
+
+
+def test_list_shows_builtins_with_distribution() -> None:
+    result = runner.invoke(app, ["list", "optimizers"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for name in ("sgd", "sgd-nesterov", "adam", "adamw", "rmsprop"):
+        assert f" {name} " in result.output
+    assert "resnetcli" in result.output
+    assert "broken" not in result.output
+
+
+def test_shell_completion_is_offered() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert "--install-completion" in result.output
+    env = {**os.environ, "_RESNETCLI_COMPLETE": "complete_bash", "COMP_WORDS": "resnetcli li", "COMP_CWORD": "1"}
+    proc = subprocess.run([str(BIN / "resnetcli")], env=env, capture_output=True, text=True, check=False)
+    assert "list" in proc.stdout
