@@ -1,0 +1,67 @@
+"""Shared fixtures: real image folders written with Pillow, small enough for a 2-core machine."""
+
+from __future__ import annotations
+
+import colorsys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def class_image(class_index: int, num_classes: int, size: tuple[int, int], seed: int) -> np.ndarray:
+    """An HxWx3 uint8 image a net can tell apart by class: a class colour, a class stripe pattern, noise."""
+    width, height = size
+    rng = np.random.default_rng(seed)
+    hue = class_index / max(num_classes, 1)
+    colour = np.array(colorsys.hsv_to_rgb(hue, 0.8, 0.9)) * 255.0
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    period = 4 + 3 * (class_index % 4)
+    stripes = (((xx if class_index % 2 else yy) // period) % 2)[..., None]
+    img = colour * (0.6 + 0.4 * stripes) + rng.normal(0.0, 12.0, (height, width, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_image_folder(
+    root: Path,
+    classes: int | Sequence[str] = 3,
+    n_per_class: int = 4,
+    size: int | tuple[int, int] | Sequence[tuple[int, int]] = 32,
+    *,
+    ext: str = "jpg",
+    seed: int = 0,
+) -> dict[str, list[Path]]:
+    """Write root/<class>/<class>_<i>.<ext> real images; returns {class folder: [paths]}.
+
+    `classes` is a count (folders 'class0', 'class1', ...) or folder names (for example '001.ak47').
+    `size` is a side, a (w, h), or a list of (w, h) cycled through the images.
+    """
+    names = [f"class{i}" for i in range(classes)] if isinstance(classes, int) else list(classes)
+    if isinstance(size, int):
+        sizes = [(size, size)]
+    elif isinstance(size, tuple):
+        sizes = [size]
+    else:
+        sizes = list(size)
+    written: dict[str, list[Path]] = {}
+    for k, name in enumerate(names):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for i in range(n_per_class):
+            arr = class_image(k, len(names), sizes[(k + i) % len(sizes)], seed * 100_003 + k * 1000 + i)
+            path = folder / f"{Path(name).name}_{i:04d}.{ext}"
+            Image.fromarray(arr).save(path, quality=95) if ext in ("jpg", "jpeg") else Image.fromarray(arr).save(path)
+            paths.append(path)
+        written[name] = paths
+    return written
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    """A 3-class, 6-per-class folder of 24x20 JPEGs at tmp_path/images."""
+    root = tmp_path / "images"
+    make_image_folder(root, classes=3, n_per_class=6, size=(24, 20))
+    return root
