@@ -1,0 +1,158 @@
+"""What a run leaves behind: config.yaml, metrics.csv + metrics.jsonl, train.log, TensorBoard events and
+plot.png (seed 000's TrainingMonitor), all in the run folder and all written by rank 0 only.
+
+Metrics files are rewritten whole (temporary file + rename) each epoch from the in-memory history, so a
+resumed run that restarts from an earlier epoch drops the rows it is about to redo.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from resnetcli.io import atomic_path, write_text
+
+COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr", "time")
+LOGGER_NAME = "resnetcli.train"
+
+
+def setup_logging(run_dir: Path | None, level: str) -> logging.Logger:
+    """Console (stderr) and train.log handlers on the `resnetcli.train` logger."""
+    logger = logging.getLogger(LOGGER_NAME)
+    close_logging()
+    logger.setLevel(level.upper())
+    logger.propagate = False
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(console)
+    if run_dir is not None:
+        file = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
+        file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(file)
+    return logger
+
+
+def close_logging() -> None:
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in list(logger.handlers):
+        handler.close()
+        logger.removeHandler(handler)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class MetricsLog:
+    """metrics.csv and metrics.jsonl for the epochs run so far."""
+
+    def __init__(self, run_dir: Path, *, keep_until: int) -> None:
+        self.run_dir = run_dir
+        self.rows: list[dict[str, Any]] = []
+        jsonl = run_dir / "metrics.jsonl"
+        if jsonl.is_file() and keep_until > 0:
+            for line in jsonl.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(row, dict) and int(row.get("epoch", 0)) <= keep_until:
+                    self.rows.append(row)
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append({k: _clean(row.get(k)) for k in COLUMNS})
+        self._write()
+
+    def _write(self) -> None:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in self.rows:
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in COLUMNS})
+        write_text(self.run_dir / "metrics.csv", buf.getvalue())
+        write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.rows))
+
+
+def write_plot(path: Path, rows: list[dict[str, Any]]) -> bool:
+    """Loss and accuracy curves (train and validation) as a PNG; False when matplotlib is missing."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return False
+    epochs = [r["epoch"] for r in rows]
+
+    def series(key: str) -> list[float]:
+        return [math.nan if r.get(key) is None else float(r[key]) for r in rows]
+
+    # Figure + Agg canvas directly: no pyplot global state, safe in any thread or process
+    fig = Figure(figsize=(11, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    ax_loss.plot(epochs, series("train_loss"), marker="o", label="train loss")
+    ax_loss.plot(epochs, series("val_loss"), marker="o", label="val loss")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss")
+    ax_loss.legend()
+    ax_acc.plot(epochs, series("train_acc"), marker="o", label="train acc")
+    ax_acc.plot(epochs, series("val_acc"), marker="o", label="val acc")
+    ax_acc.plot(epochs, series("val_top5"), marker=".", linestyle="--", label="val top-5")
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel("accuracy (%)")
+    ax_acc.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return True
+
+
+class Board:
+    """TensorBoard scalars (and the model graph) when tensorboard is installed; silent otherwise."""
+
+    def __init__(self, run_dir: Path, *, purge_step: int | None, logger: logging.Logger) -> None:
+        self.writer: Any = None
+        self.logger = logger
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            logger.debug("tensorboard is not installed; no event files written")
+            return
+        self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=purge_step)
+
+    def graph(self, model: Any, example: Any) -> None:
+        if self.writer is None:
+            return
+        import warnings
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # add_graph traces with torch.jit, which warns it is deprecated
+                self.writer.add_graph(model, example)
+        except Exception as exc:  # tracing fails for some models; the scalars still matter
+            self.logger.debug(f"TensorBoard graph skipped: {type(exc).__name__}: {exc}")
+
+    def scalars(self, row: dict[str, Any]) -> None:
+        if self.writer is None:
+            return
+        epoch = int(row["epoch"])
+        for key in ("train_loss", "val_loss"):
+            if row.get(key) is not None:
+                self.writer.add_scalar(f"loss/{key.split('_')[0]}", row[key], epoch)
+        for key in ("train_acc", "val_acc", "val_top5"):
+            if row.get(key) is not None:
+                self.writer.add_scalar(f"accuracy/{key}", row[key], epoch)
+        self.writer.add_scalar("lr", row["lr"], epoch)
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None

@@ -1,0 +1,190 @@
+"""The training and evaluation loops: one optimizer step per batch, with as little host work as possible.
+
+Loss and accuracy are summed on the device and read back (a host sync) only every `log_every` batches, for
+the progress bar and the non-finite-loss check, so the loop costs next to nothing next to the model itself
+(benchmarks/train_bench.py measures it against a hand-written loop).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterable, Sized
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from resnetcli.engine.distributed import all_reduce_sum
+from resnetcli.errors import TrainingError
+from resnetcli.optim import Schedule
+
+
+@dataclass
+class Stepper:
+    """Everything one training step needs; built once per run (and by the benchmark)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule | None
+    device: torch.device
+    label_smoothing: float = 0.0
+    mixup: float = 0.0
+    amp_dtype: torch.dtype | None = None
+    scaler: Any = None  # torch.amp.GradScaler for fp16 on CUDA
+    channels_last: bool = False
+    grad_clip: float | None = None
+    log_every: int = 20
+    _memory_format: torch.memory_format = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def to_device(self, images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        non_blocking = self.device.type == "cuda"
+        images = images.to(self.device, non_blocking=non_blocking, memory_format=self._memory_format)
+        return images, targets.to(self.device, non_blocking=non_blocking)
+
+
+def mixup_batch(
+    images: torch.Tensor, targets: torch.Tensor, alpha: float, rng: np.random.Generator, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """Mixup (Zhang et al.): a convex mix of the batch with a shuffled copy of itself, lambda ~ Beta(a, a)."""
+    lam = float(rng.beta(alpha, alpha))
+    perm = torch.randperm(images.shape[0], generator=gen).to(images.device)
+    mixed = images.mul(lam).add_(images[perm], alpha=1.0 - lam)
+    return mixed, targets, targets[perm], lam
+
+
+def mixup_loss(
+    logits: torch.Tensor, targets_a: torch.Tensor, targets_b: torch.Tensor, lam: float, smoothing: float
+) -> torch.Tensor:
+    return lam * F.cross_entropy(logits, targets_a, label_smoothing=smoothing) + (1.0 - lam) * F.cross_entropy(
+        logits, targets_b, label_smoothing=smoothing
+    )
+
+
+def train_epoch(
+    stepper: Stepper,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    epoch: int,
+    max_steps: int | None = None,
+    rng_seed: int = 0,
+    progress: Any = None,
+    on_progress: Callable[[Any, float, float], None] | None = None,
+) -> dict[str, float]:
+    """One pass over `batches`; returns train_loss and train_acc (percent), summed over all ranks."""
+    model, optimizer, schedule = stepper.model, stepper.optimizer, stepper.schedule
+    model.train()
+    rng = np.random.default_rng(rng_seed)
+    gen = torch.Generator().manual_seed(rng_seed)
+    loss_sum = torch.zeros((), device=stepper.device, dtype=torch.float64)
+    correct_sum = torch.zeros((), device=stepper.device, dtype=torch.float64)
+    seen = 0
+    steps = 0
+    total = len(batches) if isinstance(batches, Sized) else None
+    if max_steps is not None and total is not None:
+        total = min(total, max_steps)
+    for images, targets in batches:
+        if max_steps is not None and steps >= max_steps:
+            break
+        images, targets = stepper.to_device(images, targets)
+        batch = targets.shape[0]
+        with stepper.autocast():
+            if stepper.mixup > 0:
+                images, targets_a, targets_b, lam = mixup_batch(images, targets, stepper.mixup, rng, gen)
+                logits = model(images)
+                loss = mixup_loss(logits, targets_a, targets_b, lam, stepper.label_smoothing)
+            else:
+                logits = model(images)
+                loss = F.cross_entropy(logits, targets, label_smoothing=stepper.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        if stepper.scaler is not None:
+            stepper.scaler.scale(loss).backward()
+            if stepper.grad_clip:
+                stepper.scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), stepper.grad_clip)
+            stepper.scaler.step(optimizer)
+            stepper.scaler.update()
+        else:
+            loss.backward()
+            if stepper.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), stepper.grad_clip)
+            optimizer.step()
+        if schedule is not None:
+            schedule.step_batch()
+        with torch.no_grad():
+            loss_sum += loss.detach() * batch
+            hits = logits.argmax(dim=1)
+            if stepper.mixup > 0:
+                correct_sum += lam * (hits == targets_a).sum() + (1.0 - lam) * (hits == targets_b).sum()
+            else:
+                correct_sum += (hits == targets).sum()
+        seen += batch
+        steps += 1
+        if steps % stepper.log_every == 0 or steps == total:
+            # the only host sync in the loop: a few times per epoch
+            mean_loss = loss_sum.item() / seen
+            if not math.isfinite(mean_loss):
+                raise NonFiniteLoss(epoch, steps, mean_loss)
+            if on_progress is not None:
+                on_progress(progress, mean_loss, 100.0 * correct_sum.item() / seen)
+        if progress is not None:
+            progress.update(1)
+    sums = all_reduce_sum(torch.stack([loss_sum, correct_sum, torch.tensor(float(seen), device=stepper.device,
+                                                                             dtype=torch.float64)]))
+    loss_total, correct_total, count = (float(v) for v in sums.tolist())
+    if count == 0:
+        return {"train_loss": float("nan"), "train_acc": float("nan"), "steps": 0}
+    mean_loss = loss_total / count
+    if not math.isfinite(mean_loss):
+        raise NonFiniteLoss(epoch, steps, mean_loss)
+    return {"train_loss": mean_loss, "train_acc": 100.0 * correct_total / count, "steps": steps}
+
+
+class NonFiniteLoss(TrainingError):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, epoch: int, step: int, value: float) -> None:
+        super().__init__(f"the training loss became {value} in epoch {epoch} (by batch {step})")
+        self.epoch = epoch
+        self.step = step
+        self.value = value
+
+
+@torch.inference_mode()
+def evaluate(stepper: Stepper, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+    """Validation loss (plain cross-entropy), top-1 and top-5 accuracy in percent, over all ranks."""
+    model = stepper.model
+    model.eval()
+    loss_sum = torch.zeros((), device=stepper.device, dtype=torch.float64)
+    top1 = torch.zeros((), device=stepper.device, dtype=torch.float64)
+    top5 = torch.zeros((), device=stepper.device, dtype=torch.float64)
+    seen = 0
+    for images, targets in batches:
+        images, targets = stepper.to_device(images, targets)
+        with stepper.autocast():
+            logits = model(images)
+        logits = logits.float()
+        loss_sum += F.cross_entropy(logits, targets, reduction="sum")
+        k = min(5, logits.shape[1])
+        best = logits.topk(k, dim=1).indices
+        hits = best.eq(targets[:, None])
+        top1 += hits[:, 0].sum()
+        top5 += hits.any(dim=1).sum()
+        seen += targets.shape[0]
+    sums = all_reduce_sum(torch.stack([loss_sum, top1, top5, torch.tensor(float(seen), device=stepper.device,
+                                                                           dtype=torch.float64)]))
+    loss_total, c1, c5, count = (float(v) for v in sums.tolist())
+    if count == 0:
+        return {"val_loss": float("nan"), "val_acc": float("nan"), "val_top5": float("nan")}
+    return {"val_loss": loss_total / count, "val_acc": 100.0 * c1 / count, "val_top5": 100.0 * c5 / count}
