@@ -24,6 +24,7 @@ _SAFE_GLOBALS = {
     ("numpy.core.numeric", "_frombuffer"),  # protocol-5 pickles
     ("numpy._core.numeric", "_frombuffer"),
     ("numpy", "ndarray"),
+    ("_codecs", "encode"),  # how protocol-2 pickles spell bytes
     ("numpy", "dtype"),
 }
 

@@ -1,0 +1,399 @@
+"""`resnetcli preprocess`: any dataset source -> the processed-folder layout, in parallel, atomically.
+
+OUTPUT/
+  train/<uuid>.jpg, val/<uuid>.jpg, test/<uuid>.jpg   resized images with fresh random names
+  categories.csv   name,id
+  train.csv, val.csv, test.csv   image,class_id   (image relative to OUTPUT)
+  rgb_val.json     per-channel mean and std, 0-255 scale, measured on the resized train images
+  report.json      what went in, what was written, every skipped file with its reason
+
+Image folders go through Pillow's JPEG draft mode (decoding at 1/2, 1/4 or 1/8 scale, never below
+the target size) and a process pool; array datasets (CIFAR, MNIST) go through the same writer at
+their native size. The whole folder is built beside OUTPUT and renamed into place at the end, so an
+interrupted run never leaves something that looks like a finished dataset.
+"""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import io
+import multiprocessing
+import os
+import re
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from resnetcli import __version__
+from resnetcli.console import warn
+from resnetcli.data import Source, _looks_like, build_source
+from resnetcli.data.images import BadImage, decode_min_size, open_image, resize
+from resnetcli.errors import DataError, UsageError
+from resnetcli.io import atomic_dir, write_json, write_text
+
+#: side of the smaller image edge for photo folders when --size is not given (the seed's choice)
+DEFAULT_SIZE = 256
+
+Size = int | tuple[int, int]
+
+
+def parse_size(text: str | int | None) -> Size | None:
+    """'256' -> 256 (smaller side); '224x192' -> (224, 192) as (height, width); None stays None."""
+    if text is None or isinstance(text, int):
+        if isinstance(text, int) and text <= 0:
+            raise UsageError(f"--size must be positive, got {text}")
+        return text
+    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX,]\s*(\d+)\s*)?", str(text))
+    if not match:
+        raise UsageError(f"--size expects N (smaller side) or HxW (for example 224x224), got '{text}'")
+    height = int(match.group(1))
+    width = int(match.group(2)) if match.group(2) else None
+    if height <= 0 or (width is not None and width <= 0):
+        raise UsageError(f"--size must be positive, got '{text}'")
+    return height if width is None else (height, width)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the worker side: one image in, one JPEG out (plus its pixel sums for the train statistics)
+
+_STATE: dict[str, Any] = {}
+_LEVELS = np.arange(256, dtype=np.float64)
+_LEVELS_SQ = _LEVELS ** 2
+#: the source, for workers forked from the parent (they inherit it instead of reading the files again)
+_INHERITED: Source | None = None
+
+
+def _init_worker(settings: dict[str, Any]) -> None:
+    _STATE.clear()
+    _STATE.update(settings)
+    if settings.get("source_spec") is not None:
+        if _INHERITED is not None:
+            _STATE["source"] = _INHERITED
+        else:  # spawned worker (macOS, Windows): rebuild the source from how it was built
+            name, root, options = settings["source_spec"]
+            _STATE["source"] = build_source(name, root, **options)
+
+
+def _process(task: tuple) -> tuple:
+    """task = (slot, path or None, source split, index, output split, want stats)."""
+    slot, path, split, index, out_split, want_stats = task
+    size, channels = _STATE["size"], _STATE["channels"]
+    try:
+        if path is not None:
+            img = open_image(path, channels=channels, min_size=decode_min_size(size),
+                             max_pixels=_STATE["max_pixels"])
+        else:
+            arr, _ = _STATE["source"].split(split).load(index)
+            img = Image.fromarray(np.ascontiguousarray(arr[..., 0] if channels == 1 else arr),
+                                  "L" if channels == 1 else "RGB")
+        img = resize(img, size, center_crop=_STATE["center_crop"])
+    except BadImage as exc:
+        return slot, None, str(exc), None
+    name = f"{out_split}/{uuid.uuid4().hex}.jpg"
+    options: dict[str, Any] = {"quality": _STATE["quality"]}
+    if channels == 3:
+        options["subsampling"] = 0  # full-resolution colour: 4:2:0 visibly smears small images
+    try:
+        img.save(os.path.join(_STATE["out_dir"], name), "JPEG", **options)
+    except OSError as exc:
+        raise DataError(f"cannot write {name} under {_STATE['out_dir']}: {exc}") from None
+    stats = None
+    if want_stats:
+        # Pillow's C histogram gives exact sums and sums of squares far faster than float arrays
+        counts = np.asarray(img.histogram(), dtype=np.float64).reshape(channels, 256)
+        stats = (counts @ _LEVELS, counts @ _LEVELS_SQ, img.width * img.height)
+    return slot, name, None, stats
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the parent side
+
+
+def _default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _check_output(output: Path, force: bool) -> bool:
+    """Refuse an output that holds something; returns whether an existing folder is to be replaced."""
+    if not output.exists():
+        return False
+    if not output.is_dir():
+        raise DataError(f"--output {output} is a file; give a folder")
+    if not any(output.iterdir()):
+        return True  # an empty folder: nothing to lose
+    is_dataset = (output / "categories.csv").exists() or (output / "report.json").exists()
+    if not is_dataset:
+        raise DataError(
+            f"--output {output} is not empty and is not a resnetcli dataset; choose a new or empty folder"
+        )
+    if not force:
+        raise DataError(f"--output {output} already holds a dataset; pass --force to replace it")
+    return True
+
+
+def _resolve_source(
+    input: str | os.PathLike[str],
+    root: str | os.PathLike[str] | None,
+    folder_options: dict[str, Any],
+    general_options: dict[str, Any],
+) -> tuple[str, Path | None, dict[str, Any]]:
+    """(builder name, root, options) for the input: a registered name or a dataset folder."""
+    from resnetcli.registry import registry
+
+    text = str(input)
+    reg = registry("datasets")
+    if text in reg and "/" not in text and os.sep not in text:
+        name, where = text, (Path(root) if root is not None else None)
+    else:
+        path = Path(text).expanduser()
+        if not path.exists():
+            from resnetcli.registry import unknown_name_message
+
+            hint = unknown_name_message("dataset", text, reg.names()).split(" Known:")[0]
+            raise DataError(f"input folder {path} does not exist (nor is it a dataset name: {hint})")
+        if not path.is_dir():
+            raise DataError(f"--input {path} is a file; give a folder of class sub-folders or a dataset name")
+        if root is not None:
+            raise UsageError("--root is for named datasets (for example --input cifar10 --root DIR)")
+        name, where = _looks_like(path) or "folder", path
+    params = inspect.signature(reg.get(name)).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    options: dict[str, Any] = {}
+    for key, (value, flag) in folder_options.items():
+        if key in params or takes_any:
+            options[key] = value
+        elif flag is not None:
+            raise UsageError(f"{flag} applies to image folders; dataset '{name}' does not take it")
+    for key, value in general_options.items():
+        if key in params or takes_any:
+            options[key] = value
+    return name, where, options
+
+
+def preprocess(
+    input: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    size: Size | str | None = None,
+    center_crop: bool = False,
+    val_split: float = 0.2,
+    test_split: float = 0.0,
+    test_input: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    label_pattern: str | None = None,
+    exclude_classes: list[str] | tuple[str, ...] = (),
+    workers: int | None = None,
+    force: bool = False,
+    quality: int = 95,
+    root: str | os.PathLike[str] | None = None,
+    source_options: dict[str, Any] | None = None,
+    download: bool = True,
+    progress: bool = True,
+    max_pixels: int | None = None,
+) -> dict[str, Any]:
+    """Write `input` (an image folder or any registered dataset) to `output` in the processed layout.
+
+    size: smaller side (int), exact (height, width), or None for 256 on photo folders and the native
+    size of fixed-size datasets. Returns the report also written to output/report.json.
+    """
+    started = time.perf_counter()
+    size = parse_size(size) if isinstance(size, str) else parse_size(size)
+    if center_crop and size is None:
+        size = DEFAULT_SIZE
+    if not 1 <= quality <= 100:
+        raise UsageError(f"--quality must be 1..100, got {quality}")
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers}")
+    for flag, value in (("--val-split", val_split), ("--test-split", test_split)):
+        if not 0.0 <= value < 1.0:
+            raise UsageError(f"{flag} must be in [0, 1), got {value}")
+    output = Path(output).expanduser()
+
+    folder_options = {
+        "label_pattern": (label_pattern, "--label-pattern" if label_pattern else None),
+        "exclude_classes": (tuple(exclude_classes), "--exclude-class" if exclude_classes else None),
+        "test_root": (Path(test_input) if test_input else None, "--test-input" if test_input else None),
+        "test_split": (test_split, "--test-split" if test_split else None),
+    }
+    general = {"val_split": val_split, "seed": seed, **({"download": True} if download else {})}
+    name, where, options = _resolve_source(input, root, folder_options, general)
+    options.update(source_options or {})
+    if where is not None:
+        src_real, out_real = where.resolve(), output.resolve()
+        if out_real == src_real or out_real.is_relative_to(src_real) or src_real.is_relative_to(out_real):
+            raise UsageError(f"--output {output} and the input {where} overlap; write the dataset elsewhere")
+    replace = _check_output(output, force)  # before reading anything: a refused run must be quick
+    source = build_source(name, where, **options)
+    if size is None and source.image_size is None:
+        size = DEFAULT_SIZE
+
+    notes = source.notes
+    skipped: list[dict[str, str]] = [
+        {"file": str(source.root / rel) if not os.path.isabs(rel) else rel, "reason": reason}
+        for rel, reason in notes.get("problems", [])
+    ]
+    tasks: list[tuple] = []
+    origins: list[tuple[str, int, str]] = []  # slot -> (what it was, label, output split)
+    uses_array = False
+    for split_name in source.splits():
+        split = source.split(split_name)
+        for i in range(len(split)):
+            path = split.path(i)
+            uses_array |= path is None
+            tasks.append((len(tasks), str(path) if path is not None else None, split_name, i, split_name,
+                          split_name == "train"))
+            origins.append((str(path) if path is not None else f"{split_name}:{split.ident(i)}",
+                            split.labels[i], split_name))
+    if not tasks:
+        raise DataError(f"no images found in {input}")
+
+    n_workers = min(workers or _default_workers(), len(tasks))
+    rows: dict[str, list[tuple[str, int]]] = {s: [] for s in source.splits()}
+    results: list[tuple[str | None, str | None]] = [(None, None)] * len(tasks)
+    sums = np.zeros(source.channels)
+    sumsq = np.zeros(source.channels)
+    count = 0
+
+    global _INHERITED
+    try:
+        with atomic_dir(output, replace=replace) as tmp:
+            for split_name in source.splits():
+                (tmp / split_name).mkdir()
+            settings = {
+                "out_dir": str(tmp), "size": size, "center_crop": center_crop, "quality": quality,
+                "channels": source.channels,
+                "max_pixels": Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels,
+                "source_spec": (name, where, options) if uses_array else None,
+            }
+            _INHERITED = source if uses_array else None
+            for slot, written, reason, stats in _run(tasks, settings, n_workers, progress):
+                results[slot] = (written, reason)
+                if stats is not None:
+                    sums += stats[0]
+                    sumsq += stats[1]
+                    count += stats[2]
+            for slot, (written, reason) in enumerate(results):
+                what, label, split_name = origins[slot]
+                if written is not None:
+                    rows[split_name].append((written, label))
+                else:
+                    skipped.append({"file": what, "reason": reason or "unknown"})
+            for item in skipped:
+                warn(f"skipped {item['file']}: {item['reason']}")
+            if not rows.get("train"):
+                raise DataError(
+                    f"no readable training images in {input} ({len(skipped)} skipped); see the warnings above"
+                )
+            report = _finish(tmp, source, rows, skipped, sums, sumsq, count, size, center_crop, {
+                "input": str(input), "output": str(output), "dataset": name, "val_split": val_split,
+                "test_split": test_split, "seed": seed, "quality": quality, "label_pattern": label_pattern,
+                "exclude_classes": list(exclude_classes), "workers": n_workers,
+            }, ignored=notes.get("ignored", []), started=started)
+    except FileExistsError:
+        raise DataError(f"--output {output} appeared while preprocessing; pass --force to replace it") from None
+    finally:
+        _INHERITED = None
+    return report
+
+
+def _run(tasks: list[tuple], settings: dict[str, Any], workers: int, progress: bool):
+    """Yield _process results, in a process pool when workers > 1, with a tqdm bar on stderr."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks), unit="img", desc="preprocess", file=sys.stderr, dynamic_ncols=True,
+               disable=None if progress else True, smoothing=0.1)
+    try:
+        if workers <= 1:
+            _init_worker(settings)
+            for task in tasks:
+                yield _process(task)
+                bar.update()
+            return
+        # Small chunks keep all workers busy to the end; large enough to make the IPC cost vanish.
+        chunksize = max(1, min(32, len(tasks) // (workers * 8)))
+        context = multiprocessing.get_context()
+        with context.Pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
+            for result in pool.imap_unordered(_process, tasks, chunksize=chunksize):
+                yield result
+                bar.update()
+    finally:
+        bar.close()
+        _STATE.clear()
+
+
+def _square_size(size: Size | None, center_crop: bool, native: int | None) -> int | None:
+    if size is None:
+        return native
+    if isinstance(size, tuple):
+        return size[0] if size[0] == size[1] else None
+    return size if center_crop else None
+
+
+def _write_csv(path: Path, header: tuple[str, str], rows: list[tuple[Any, Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
+
+
+def _finish(
+    tmp: Path, source: Source, rows: dict[str, list[tuple[str, int]]], skipped: list[dict[str, str]],
+    sums: np.ndarray, sumsq: np.ndarray, count: int, size: Size | None, center_crop: bool,
+    settings: dict[str, Any], *, ignored: list[str], started: float,
+) -> dict[str, Any]:
+    """Write the CSVs, rgb_val.json and report.json into the (still temporary) dataset folder."""
+    _write_csv(tmp / "categories.csv", ("name", "id"), [(c, i) for i, c in enumerate(source.classes)])
+    for split_name, split_rows in rows.items():
+        _write_csv(tmp / f"{split_name}.csv", ("image", "class_id"), split_rows)
+
+    mean = sums / max(count, 1)
+    std = np.sqrt(np.maximum(sumsq / max(count, 1) - mean ** 2, 0.0))
+    keys = ("R", "G", "B") if source.channels == 3 else ("L",)
+    stats = {k: round(float(m), 4) for k, m in zip(keys, mean)}
+    stats.update({
+        "mean": [round(float(m), 4) for m in mean], "std": [round(float(s), 4) for s in std],
+        "scale": 255, "channels": source.channels, "split": "train",
+        "images": len(rows["train"]), "pixels": int(count),
+    })
+    write_json(tmp / "rgb_val.json", stats)
+
+    per_class: dict[str, dict[str, int]] = {c: {s: 0 for s in rows} for c in source.classes}
+    for split_name, split_rows in rows.items():
+        for _, label in split_rows:
+            per_class[source.classes[label]][split_name] += 1
+    for cls, counts in per_class.items():
+        if not any(counts.values()):
+            warn(f"class '{cls}' has no readable images; it stays in categories.csv but cannot be learned")
+    written = {s: len(r) for s, r in rows.items()}
+    seconds = time.perf_counter() - started
+    total = sum(written.values())
+    report = {
+        "resnetcli": __version__,
+        **settings,
+        "size": list(size) if isinstance(size, tuple) else size,
+        "center_crop": center_crop,
+        "image_size": _square_size(size, center_crop, source.image_size),
+        "channels": source.channels,
+        "classes": len(source.classes),
+        "images_in": total + len(skipped),
+        "written": total,
+        "written_per_split": written,
+        "skipped_count": len(skipped),
+        "skipped": skipped,
+        "ignored": ignored,
+        "per_class": per_class,
+        "seconds": round(seconds, 3),
+        "images_per_second": round(total / seconds, 1) if seconds > 0 else None,
+    }
+    write_json(tmp / "report.json", report)
+    return report
