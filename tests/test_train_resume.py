@@ -1,0 +1,114 @@
+"""Exact resume, interrupt and NaN paths of `resnetcli train` on a tiny real image folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from helpers_train import run_engine, write_images
+from typer.testing import CliRunner
+
+import resnetcli.engine.loop as loop
+import resnetcli.engine.trainer as trainer
+from resnetcli.cli import app
+from resnetcli.engine.checkpoint import load_checkpoint
+from resnetcli.errors import CheckpointError, TrainingError
+
+#: exercises the per-epoch RNG paths: shuffling, random augmentation, mixup, momentum, a moving schedule
+RESUME_FLAGS = {"mixup": 0.4, "augment": "cifar", "scheduler": "cosine", "optimizer": "sgd-nesterov",
+                "label_smoothing": 0.1, "max_steps": 3}
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_images(tmp_path_factory.mktemp("resume") / "images", classes=3, per_class=8, size=16)
+
+
+def _interrupt_in_epoch(monkeypatch: pytest.MonkeyPatch, stop_epoch: int) -> None:
+    """Make epoch `stop_epoch` run one real batch (so the model changes) and then get Ctrl-C."""
+    real = trainer.train_epoch
+
+    def interrupted(stepper, batches, *, epoch, **kwargs):  # type: ignore[no-untyped-def]
+        if epoch == stop_epoch:
+            real(stepper, batches, epoch=epoch, **{**kwargs, "max_steps": 1})
+            raise KeyboardInterrupt
+        return real(stepper, batches, epoch=epoch, **kwargs)
+
+    monkeypatch.setattr(trainer, "train_epoch", interrupted)
+
+
+def test_resume_after_interrupt_is_exact(images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    straight = run_engine(images, tmp_path / "straight", **RESUME_FLAGS)
+    assert straight.epochs_run == 2
+
+    _interrupt_in_epoch(monkeypatch, stop_epoch=2)
+    with pytest.raises(KeyboardInterrupt):
+        run_engine(images, tmp_path / "split", **RESUME_FLAGS)
+    kept = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")
+    assert kept["epoch"] == 1  # the partial epoch 2 was not saved over the last complete one
+    monkeypatch.undo()
+
+    resumed = run_engine(images, tmp_path / "split", resume="auto", **RESUME_FLAGS)
+    assert resumed.epochs_run == 1
+    a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")
+    assert a["epoch"] == b["epoch"] == 2
+    for key, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][key]), key
+    assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
+    for key, st in a["optimizer"]["state"].items():
+        assert torch.equal(st["momentum_buffer"], b["optimizer"]["state"][key]["momentum_buffer"])
+    rows = (tmp_path / "split" / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows] == ["epoch", "1", "2"]
+    assert rows == (tmp_path / "straight" / "metrics.csv").read_text().splitlines()[:1] + rows[1:]
+
+
+def test_interrupt_in_first_epoch_exits_130_and_leaves_resumable_checkpoint(
+    images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _interrupt_in_epoch(monkeypatch, stop_epoch=1)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, [
+        "train", "--data", str(images), "--arch", "resnet20", "--epochs", "1", "--batch-size", "4",
+        "--workers", "0", "--device", "cpu", "--output", str(out), "--max-steps", "2",
+    ])
+    assert result.exit_code == 130, result.output
+    assert "resumes exactly" in result.output and "last.pt" in result.output
+    state = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert state["epoch"] == 0 and state["optimizer"] is not None
+
+
+def test_nan_loss_stops_with_training_error_and_keeps_last_good_checkpoint(
+    images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_ce = loop.F.cross_entropy
+    epochs_seen: list[int] = []
+    real_epoch = trainer.train_epoch
+
+    def spy(stepper, batches, *, epoch, **kwargs):  # type: ignore[no-untyped-def]
+        epochs_seen.append(epoch)
+        return real_epoch(stepper, batches, epoch=epoch, **kwargs)
+
+    def poisoned(logits, target, **kwargs):  # type: ignore[no-untyped-def]
+        loss = real_ce(logits, target, **kwargs)
+        return loss * float("nan") if epochs_seen[-1] == 2 else loss
+
+    monkeypatch.setattr(trainer, "train_epoch", spy)
+    monkeypatch.setattr(loop.F, "cross_entropy", poisoned)
+    with pytest.raises(TrainingError, match=r"loss became nan in epoch 2.*epoch 1\) is the last good"):
+        run_engine(images, tmp_path / "run", log_every=1)
+    monkeypatch.undo()
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+
+
+def test_resume_refuses_other_architecture_listing_differences(images: Path, tmp_path: Path) -> None:
+    run_engine(images, tmp_path / "run", epochs=1, max_steps=1)
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    with pytest.raises(CheckpointError, match=r"architecture resnet20 -> plain20"):
+        run_engine(images, tmp_path / "run", resume=str(last), arch="plain20")
+    other = write_images(tmp_path / "other", classes=2, per_class=8, size=16)
+    with pytest.raises(CheckpointError, match=r"classes differ \(3 -> 2; missing now: c2\)"):
+        run_engine(other, tmp_path / "run", resume=str(last))
