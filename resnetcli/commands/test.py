@@ -1,10 +1,53 @@
-"""`resnetcli test` (being built: see its issue)."""
+"""`resnetcli test [RUN_DIR]`: evaluate a trained checkpoint and write its report (resnetcli/evaluate.py)."""
 
 from __future__ import annotations
 
-from resnetcli.errors import UsageError
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
 
 
-def test_command() -> None:
-    """Not yet available."""
-    raise UsageError("'test' is not available yet")
+def test_command(
+    run_dir: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A run folder (runs/<name>) or a checkpoint file. Default: the most recent run under --runs-dir.",
+            show_default=False,
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", "-c", help="Checkpoint file to evaluate (instead of RUN_DIR).")
+    ] = None,
+    which: Annotated[
+        Literal["last", "best"], typer.Option(help="Which checkpoint of the run: the last epoch's or the best one.")
+    ] = "last",
+    data: Annotated[
+        str | None,
+        typer.Option(help="Data to evaluate on (dataset name or folder). Default: what the checkpoint was trained on."),
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option(help="Split to evaluate: test, val or train. Default: test if the data has one, else val.")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Folder for metrics.json, predictions.csv and the confusion matrix. "
+                     "Default: <run>/eval_<split>."),
+    ] = None,
+    tta_flip: Annotated[
+        bool, typer.Option("--tta-flip", help="Average predictions over each image and its mirror image.")
+    ] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass.")] = 256,
+    device: Annotated[str, typer.Option(help="auto (cuda, then mps, then cpu), cpu, cuda or mps.")] = "auto",
+    workers: Annotated[
+        int | None, typer.Option(help="DataLoader worker processes. Default: 0 on 1-2 CPUs, else half of them (max 4).")
+    ] = None,
+    runs_dir: Annotated[Path, typer.Option(help="Where runs live, for finding the latest one.")] = Path("runs"),
+) -> None:
+    """Evaluate a checkpoint: loss, top-1/top-5, per-class precision/recall/F1, most confused classes."""
+    from resnetcli.evaluate import evaluate_checkpoint
+
+    evaluate_checkpoint(
+        run_dir, checkpoint=checkpoint, which=which, data=data, split=split, output=output, tta_flip=tta_flip,
+        batch_size=batch_size, device=device, workers=workers, runs_dir=runs_dir,
+    )
