@@ -140,6 +140,12 @@ def _check_output(output: Path, force: bool) -> bool:
     return True
 
 
+def _check_overlap(source_root: Path, output: Path) -> None:
+    src_real, out_real = source_root.resolve(), output.resolve()
+    if out_real.is_relative_to(src_real) or src_real.is_relative_to(out_real):
+        raise UsageError(f"--output {output} and the input {source_root} overlap; write the dataset elsewhere")
+
+
 def _resolve_source(
     input: str | os.PathLike[str],
     root: str | os.PathLike[str] | None,
@@ -227,12 +233,11 @@ def preprocess(
     general = {"val_split": val_split, "seed": seed, **({"download": True} if download else {})}
     name, where, options = _resolve_source(input, root, folder_options, general)
     options.update(source_options or {})
-    if where is not None:
-        src_real, out_real = where.resolve(), output.resolve()
-        if out_real == src_real or out_real.is_relative_to(src_real) or src_real.is_relative_to(out_real):
-            raise UsageError(f"--output {output} and the input {where} overlap; write the dataset elsewhere")
+    if where is not None and root is None:
+        _check_overlap(where, output)
     replace = _check_output(output, force)  # before reading anything: a refused run must be quick
     source = build_source(name, where, **options)
+    _check_overlap(source.root, output)
     if size is None and source.image_size is None:
         size = DEFAULT_SIZE
 

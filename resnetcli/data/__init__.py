@@ -179,26 +179,40 @@ def _default(values: Sequence[float], channels: int) -> tuple[float, ...]:
 
 
 def stratified_split(labels: Sequence[int], fractions: Sequence[float], seed: int) -> list[list[int]]:
-    """Indices for each fraction (the rest goes first), drawn per class with a seeded shuffle.
+    """Indices for each fraction of the whole (the rest comes first), drawn per class with a seeded shuffle.
 
-    stratified_split(labels, [0.2], seed) -> [train_indices, val_indices]. Each class keeps at least
-    one image in the first part, so a class never disappears from training.
+    stratified_split(labels, [0.2], seed) -> [train_indices, val_indices]. Each part gets round(N * fraction)
+    images, spread over the classes in proportion to their sizes (largest remainders, ties broken by
+    the seed), and every class keeps at least one image in the first part.
     """
     by_class: dict[int, list[int]] = {}
     for i, label in enumerate(labels):
         by_class.setdefault(int(label), []).append(i)
     rng = random.Random(seed)
+    order = sorted(by_class)
+    for label in order:
+        rng.shuffle(by_class[label])
+    tie_break = {label: rng.random() for label in order}
+    total = len(labels)
+    used = {label: 0 for label in order}
     parts: list[list[int]] = [[] for _ in range(len(fractions) + 1)]
-    for label in sorted(by_class):
-        members = by_class[label]
-        rng.shuffle(members)
-        start = 0
-        for k, fraction in enumerate(fractions, start=1):
-            take = min(round(len(members) * fraction), len(members) - 1 - start)
-            take = max(take, 0)
-            parts[k].extend(members[start:start + take])
-            start += take
-        parts[0].extend(members[start:])
+    for k, fraction in enumerate(fractions, start=1):
+        quota = {label: len(by_class[label]) * fraction for label in order}
+        room = {label: max(len(by_class[label]) - 1 - used[label], 0) for label in order}
+        take = {label: min(int(quota[label]), room[label]) for label in order}
+        missing = round(total * fraction) - sum(take.values())
+        for label in sorted(order, key=lambda c: (-(quota[c] - int(quota[c])), tie_break[c])):
+            if missing <= 0:
+                break
+            if take[label] < room[label]:
+                take[label] += 1
+                missing -= 1
+        for label in order:
+            members = by_class[label]
+            parts[k].extend(members[used[label]:used[label] + take[label]])
+            used[label] += take[label]
+    for label in order:
+        parts[0].extend(by_class[label][used[label]:])
     return [sorted(p) for p in parts]
 
 
