@@ -163,7 +163,7 @@ def _summary(result: Any) -> None:
 
     table = Table(title="training finished", show_header=False, title_justify="left")
     table.add_column(style="bold")
-    table.add_column()
+    table.add_column(overflow="fold")
     best = result.best_metric
     table.add_row("best epoch", "-" if result.best_epoch is None else str(result.best_epoch))
     table.add_row("best val acc" if result.last.get("val_acc") is not None else "best train acc",

@@ -8,6 +8,7 @@ Python (no torch), so `--print-config` answers at once.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -136,8 +137,22 @@ def _check(name: str, value: Any, hint: Any) -> tuple[bool, Any]:
     if hint is str:
         return isinstance(value, str), value
     if origin is dict or hint is dict:
-        return isinstance(value, Mapping), dict(value) if isinstance(value, Mapping) else value
+        if not isinstance(value, Mapping):
+            return False, value
+        return True, {str(k): _numbers(v) for k, v in value.items()}
     return True, value
+
+
+_EXPONENT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def _numbers(value: Any) -> Any:
+    """YAML 1.1 reads 1e-5 (no dot) as a string; in option maps, read it as the number it is."""
+    if isinstance(value, str) and _EXPONENT.match(value.strip()):
+        return float(value)
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    return value
 
 
 def _type_name(hint: Any) -> str:
