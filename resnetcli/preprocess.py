@@ -21,6 +21,7 @@ import io
 import multiprocessing
 import os
 import re
+import signal
 import sys
 import time
 import uuid
@@ -45,6 +46,10 @@ Size = int | tuple[int, int]
 
 def parse_size(text: str | int | None) -> Size | None:
     """'256' -> 256 (smaller side); '224x192' -> (224, 192) as (height, width); None stays None."""
+    if isinstance(text, tuple):
+        if len(text) != 2 or min(text) <= 0:
+            raise UsageError(f"--size must be N or (height, width) with positive sides, got {text}")
+        return int(text[0]), int(text[1])
     if text is None or isinstance(text, int):
         if isinstance(text, int) and text <= 0:
             raise UsageError(f"--size must be positive, got {text}")
@@ -69,7 +74,10 @@ _LEVELS_SQ = _LEVELS ** 2
 _INHERITED: Source | None = None
 
 
-def _init_worker(settings: dict[str, Any]) -> None:
+def _init_worker(settings: dict[str, Any], in_pool: bool = True) -> None:
+    if in_pool:
+        # Ctrl-C is the parent's to handle (it stops the pool); workers would only print tracebacks.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     _STATE.clear()
     _STATE.update(settings)
     if settings.get("source_spec") is not None:
@@ -212,7 +220,7 @@ def preprocess(
     size of fixed-size datasets. Returns the report also written to output/report.json.
     """
     started = time.perf_counter()
-    size = parse_size(size) if isinstance(size, str) else parse_size(size)
+    size = parse_size(size)
     if center_crop and size is None:
         size = DEFAULT_SIZE
     if not 1 <= quality <= 100:
@@ -318,7 +326,7 @@ def _run(tasks: list[tuple], settings: dict[str, Any], workers: int, progress: b
                disable=None if progress else True, smoothing=0.1)
     try:
         if workers <= 1:
-            _init_worker(settings)
+            _init_worker(settings, in_pool=False)
             for task in tasks:
                 yield _process(task)
                 bar.update()
@@ -336,8 +344,11 @@ def _run(tasks: list[tuple], settings: dict[str, Any], workers: int, progress: b
 
 
 def _square_size(size: Size | None, center_crop: bool, native: int | None) -> int | None:
+    """The side of every written image when they are all the same square, else None."""
     if size is None:
         return native
+    if native is not None and isinstance(size, int):
+        return size  # a square dataset (CIFAR, MNIST) resized by its smaller side stays square
     if isinstance(size, tuple):
         return size[0] if size[0] == size[1] else None
     return size if center_crop else None

@@ -229,8 +229,9 @@ def _looks_like(path: Path) -> str | None:
     ):
         if marker in names or marker in children:
             return builder
-    if any(c.startswith("train-images-idx3-ubyte") for c in children) or "raw" in children and any(
-        p.name.startswith("train-images-idx3-ubyte") for p in (path / "raw").iterdir()
+    raw = path / "raw"
+    if any(c.startswith("train-images-idx3-ubyte") for c in children) or raw.is_dir() and any(
+        p.name.startswith("train-images-idx3-ubyte") for p in raw.iterdir()
     ):
         return "fashion-mnist" if "fashion" in str(path).lower() else "mnist"
     if "FashionMNIST" in children:

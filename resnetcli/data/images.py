@@ -8,6 +8,7 @@ the same way everywhere.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +109,11 @@ def open_image(
     try:
         if path.stat().st_size == 0:
             raise BadImage("empty file (0 bytes)")
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            # the pixel limit is checked below, against max_pixels, with a reason for the report
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
             width, height = img.size
             if limit and width * height > limit:
                 raise BadImage(

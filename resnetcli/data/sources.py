@@ -294,8 +294,12 @@ def read_stats(path: Path) -> tuple[tuple[float, ...] | None, tuple[float, ...] 
     return mean, std, len(mean)
 
 
-def processed(root: str | os.PathLike[str] | None = None) -> Source:
-    """A folder written by `resnetcli preprocess` (categories.csv, train/val/test.csv, rgb_val.json)."""
+def processed(root: str | os.PathLike[str] | None = None, *, val_split: float = 0.0, seed: int = 0) -> Source:
+    """A folder written by `resnetcli preprocess` (categories.csv, train/val/test.csv, rgb_val.json).
+
+    val_split holds out part of train.csv for validation, only when the folder has no val.csv.
+    """
+    val_split = _check_fraction("val_split", val_split)
     if root is None:
         raise UsageError("the 'processed' dataset needs its folder: pass the folder as the dataset")
     root = Path(root)
@@ -314,6 +318,10 @@ def processed(root: str | os.PathLike[str] | None = None) -> Source:
             splits[split] = FileSplit(real_root, paths, labels, channels=channels)
     if "train" not in splits:
         raise DataError(f"{root} has no train.csv; run `resnetcli preprocess` again")
+    if "val" not in splits and val_split > 0:
+        keep, held = stratified_split(splits["train"].labels, [val_split], seed)
+        base = splits["train"]
+        splits["train"], splits["val"] = SubsetSplit(base, keep), SubsetSplit(base, held)
     image_size = None
     report = root / "report.json"
     if report.is_file():
