@@ -136,7 +136,8 @@ class Bottleneck(_Block):
 class PreActBasicBlock(_Block):
     """BN-act-conv3x3 twice (identity mappings, He et al. 2016); nothing after the addition.
 
-    A projection shortcut sees the pre-activated input, as in the paper's code and seed 000.
+    A shortcut that changes the shape (A, B or D) sees the pre-activated input, as in the paper's code
+    and seed 000; the identity shortcut sees the raw input.
     """
 
     preact = True
@@ -176,6 +177,9 @@ class PreActBasicBlock(_Block):
         if self.residual:
             out = out + (x if self.downsample is None else self.downsample(pre))
         return out
+
+    def zero_init_last(self) -> None:
+        nn.init.zeros_(self.conv2.weight)
 
 
 class PreActBottleneck(_Block):
@@ -221,6 +225,9 @@ class PreActBottleneck(_Block):
         if self.residual:
             out = out + (x if self.downsample is None else self.downsample(pre))
         return out
+
+    def zero_init_last(self) -> None:
+        nn.init.zeros_(self.conv3.weight)
 
 
 BLOCKS: dict[str, type[_Block]] = {

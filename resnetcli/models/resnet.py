@@ -141,14 +141,22 @@ OPTION_NAMES: frozenset[str] = frozenset(
 
 
 def build_resnet(
-    variant: dict[str, Any], num_classes: int, in_channels: int, options: dict[str, Any], *, arch: str = "this network"
+    variant: dict[str, Any],
+    num_classes: int,
+    in_channels: int,
+    options: dict[str, Any],
+    *,
+    arch: str = "this network",
+    also_accepted: tuple[str, ...] = (),
 ) -> ResNet:
-    """Merge a variant's table row with the user's options (options win) and construct it."""
+    """Merge a variant's table row with the user's options (options win) and construct it.
+
+    `also_accepted` names options the caller consumed itself, so the error message lists them too.
+    """
     unknown = sorted(set(options) - OPTION_NAMES)
     if unknown:
-        raise UsageError(
-            f"{arch} does not accept option(s) {', '.join(unknown)}; accepted: {', '.join(sorted(OPTION_NAMES))}"
-        )
+        accepted = ", ".join(sorted(OPTION_NAMES | set(also_accepted)))
+        raise UsageError(f"{arch} does not accept option(s) {', '.join(unknown)}; accepted: {accepted}")
     args = {**variant, **options}
     se_ratio = args.pop("se_ratio", 0)
     if se_ratio:

@@ -41,6 +41,8 @@ def cifar_variant(depth: int, *, preact: bool = False, width: int = 16) -> dict[
     """The table row of a CIFAR ResNet of depth 6n+2: three stages of n basic blocks at width, 2x, 4x."""
     if not isinstance(depth, int) or isinstance(depth, bool) or depth < 8 or (depth - 2) % 6:
         raise UsageError(f"CIFAR ResNet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...), got {depth!r}")
+    if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+        raise UsageError(f"CIFAR ResNet width must be a positive integer, got {width!r}")
     n = (depth - 2) // 6
     return dict(_CIFAR, block="preact_basic" if preact else "basic", stem_width=width,
                 stages=[(width, n), (2 * width, n), (4 * width, n)])
@@ -56,7 +58,8 @@ def _cifar(name: str, depth: int, num_classes: int, in_channels: int, options: d
     preact = options.pop("preact", fixed.pop("preact", False))
     width = options.pop("width", 16)
     return build_resnet({**cifar_variant(depth, preact=bool(preact), width=width), **fixed}, num_classes,
-                        in_channels, options, arch=name)
+                        in_channels, options, arch=name,
+                        also_accepted=("preact", "width", "depth") if name == "cifar_resnet" else ("preact", "width"))
 
 
 # --- ImageNet family ------------------------------------------------------------------------------------

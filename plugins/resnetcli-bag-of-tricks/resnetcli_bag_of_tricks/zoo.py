@@ -15,6 +15,7 @@ from torch import nn
 from resnetcli.models import ResNet, build_resnet, se_layer
 
 _X: dict[str, Any] = dict(stem="cifar", shortcut="D", head="avgmax", default_input_size=32)
+_IMAGENET_D: dict[str, Any] = dict(stem="deep", stem_width=64, shortcut="D", default_input_size=224)
 _MISH: dict[str, Any] = dict(act_layer=nn.Mish)
 # The seed's SE squeezes with ReLU even in its Mish networks, and its dense layers have no bias.
 _SE: dict[str, Any] = dict(attn_layer=se_layer(16, bias=False, act_layer=nn.ReLU))
@@ -36,6 +37,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "xresnext29_16x2d": _NEXT,
     "mxresnext29_16x2d": dict(_NEXT, **_MISH),
     "se_mxresnext29_16x2d": dict(_NEXT, **_MISH, **_SE),
+    # The paper's own ImageNet networks: ResNet-C deep stem (3x3 convs 32-32-64) + ResNet-D shortcuts,
+    # post-activation as in its Table 5 (timm's resnet18d / resnet50d have the same parameters).
+    "resnet18d": dict(_IMAGENET_D, block="basic", stages=[(64, 2), (128, 2), (256, 2), (512, 2)]),
+    "resnet50d": dict(_IMAGENET_D, block="bottleneck", stages=[(256, 3), (512, 4), (1024, 6), (2048, 3)]),
 }
 
 
@@ -122,3 +127,13 @@ def mxresnext29_16x2d(num_classes: int, in_channels: int = 3, **options: Any) ->
 def se_mxresnext29_16x2d(num_classes: int, in_channels: int = 3, **options: Any) -> ResNet:
     """SE-MXResNeXt-29 16x2d (seed 000): with Mish and Squeeze-Excite; 0.36M params, 94.68%; 32 px."""
     return create("se_mxresnext29_16x2d", num_classes, in_channels, **options)
+
+
+def resnet18d(num_classes: int, in_channels: int = 3, **options: Any) -> ResNet:
+    """ResNet-18-D (Bag of Tricks, He et al. 2018): deep stem + avg-pool shortcuts, ImageNet-style; 224 px."""
+    return create("resnet18d", num_classes, in_channels, **options)
+
+
+def resnet50d(num_classes: int, in_channels: int = 3, **options: Any) -> ResNet:
+    """ResNet-50-D (Bag of Tricks, He et al. 2018): deep stem + avg-pool shortcuts, ImageNet-style; 224 px."""
+    return create("resnet50d", num_classes, in_channels, **options)
