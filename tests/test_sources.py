@@ -250,6 +250,14 @@ def test_folder_source_uses_existing_train_val_folders(tmp_path: Path) -> None:
     assert source.split("val").ident(0).startswith("val/cat/")
 
 
+def test_folder_decode_size_uses_jpeg_draft(tmp_path: Path) -> None:
+    make_image_folder(tmp_path, ["a", "b"], 2, (200, 160))
+    full = open_source(tmp_path, val_split=0.0)
+    reduced = open_source(tmp_path, val_split=0.0, decode_size=50)
+    assert full.split("train").load(0)[0].shape == (160, 200, 3)
+    assert reduced.split("train").load(0)[0].shape == (80, 100, 3)  # 1/2 scale: 1/4 would go below 50
+
+
 def test_label_pattern_and_folder_errors(tmp_path: Path) -> None:
     make_image_folder(tmp_path / "a", ["n01_tench", "n02_goldfish"], 2, 8)
     tree = scan_class_tree(tmp_path / "a", label_pattern=r"^n\d+_(\w+)$")

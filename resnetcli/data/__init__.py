@@ -67,16 +67,21 @@ class ArraySplit(Split):
 
 
 class FileSplit(Split):
-    """Images decoded from files under `root` on each load (see resnetcli.data.images)."""
+    """Images decoded from files under `root` on each load (see resnetcli.data.images).
+
+    decode_size: large JPEGs decode at a reduced scale (1/2 .. 1/8) whose smaller side stays at or
+    above this many pixels, for training on raw folders of big photos without paying for full decodes.
+    """
 
     def __init__(self, root: str | os.PathLike[str], paths: Sequence[str], labels: Sequence[int], *,
-                 channels: int = 3) -> None:
+                 channels: int = 3, decode_size: int | None = None) -> None:
         if len(paths) != len(labels):
             raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
         self.root = Path(root)
         self.paths = list(paths)
         self.labels = [int(v) for v in labels]
         self.channels = channels
+        self.decode_size = decode_size
 
     def path(self, i: int) -> Path:
         return self.root / self.paths[i]
@@ -88,7 +93,7 @@ class FileSplit(Split):
         from resnetcli.data.images import BadImage, load_array
 
         try:
-            return load_array(self.path(i), channels=self.channels), self.labels[i]
+            return load_array(self.path(i), channels=self.channels, min_side=self.decode_size), self.labels[i]
         except BadImage as exc:
             raise DataError(
                 f"{self.path(i)}: {exc}; remove the file, or run `resnetcli preprocess` which skips such files"

@@ -125,10 +125,10 @@ def open_image(
                 img.draft("RGB", (max(1, min_size[0]), max(1, min_size[1])))
             img.load()
             try:
-                upright = ImageOps.exif_transpose(img)
+                ImageOps.exif_transpose(img, in_place=True)  # in place: no copy when already upright
             except Exception:  # a corrupt EXIF block must not lose an otherwise good image
-                upright = img
-            return to_mode(upright, channels)
+                pass
+            return to_mode(img, channels)
     except BadImage:
         raise
     except Image.DecompressionBombError as exc:
@@ -141,9 +141,13 @@ def open_image(
         raise BadImage(f"unreadable: {text}") from exc
 
 
-def load_array(path: str | os.PathLike[str], *, channels: int = 3) -> np.ndarray:
-    """HxWxC uint8 array of the image at `path` (C = channels); raises BadImage."""
-    arr = np.asarray(open_image(path, channels=channels))
+def load_array(path: str | os.PathLike[str], *, channels: int = 3, min_side: int | None = None) -> np.ndarray:
+    """HxWxC uint8 array of the image at `path` (C = channels); raises BadImage.
+
+    min_side lets large JPEGs decode at a reduced scale whose smaller side stays >= min_side.
+    """
+    min_size = (min_side, min_side) if min_side else None
+    arr = np.asarray(open_image(path, channels=channels, min_size=min_size))
     return arr[:, :, None] if arr.ndim == 2 else arr
 
 

@@ -105,8 +105,11 @@ def _image_folder(
     label_pattern: str | None,
     exclude_classes: Sequence[str],
     test_root: str | os.PathLike[str] | None,
+    decode_size: int | None = None,
 ) -> Source:
     val_split = _check_fraction("val_split", val_split)
+    if decode_size is not None and int(decode_size) <= 0:
+        raise UsageError(f"decode_size must be a positive number of pixels, got {decode_size}")
     test_split = _check_fraction("test_split", test_split)
     if val_split + test_split >= 1.0:
         raise UsageError(f"val_split + test_split must leave images to train on, got {val_split} + {test_split}")
@@ -125,7 +128,8 @@ def _image_folder(
         for split, folder in presplit.items():
             tree = train_tree if split == "train" else scan_class_tree(folder, classes=classes, **scan)
             prefix = folder.name + "/"
-            splits[split] = FileSplit(root, [prefix + p for p, _ in tree.files], [c for _, c in tree.files])
+            splits[split] = FileSplit(root, [prefix + p for p, _ in tree.files], [c for _, c in tree.files],
+                                      decode_size=decode_size)
             problems += [(prefix + p, r) for p, r in tree.problems]
             ignored += [prefix + p for p in tree.ignored]
         if "val" not in splits and val_split > 0:
@@ -137,7 +141,8 @@ def _image_folder(
         classes = tree.classes
         problems += tree.problems
         ignored += tree.ignored
-        every = FileSplit(root, [p for p, _ in tree.files], [c for _, c in tree.files])
+        every = FileSplit(root, [p for p, _ in tree.files], [c for _, c in tree.files],
+                          decode_size=decode_size)
         fractions = [f for f in (val_split, test_split) if f > 0]
         parts = stratified_split(every.labels, fractions, seed)
         splits["train"] = SubsetSplit(every, parts[0])
@@ -150,7 +155,8 @@ def _image_folder(
             raise UsageError(f"{root} already has a test split; leave out the separate test folder or test_split")
         test_root = Path(test_root)
         tree = scan_class_tree(test_root, classes=classes, **scan)
-        splits["test"] = FileSplit(test_root, [p for p, _ in tree.files], [c for _, c in tree.files])
+        splits["test"] = FileSplit(test_root, [p for p, _ in tree.files], [c for _, c in tree.files],
+                                   decode_size=decode_size)
         problems += [(str(test_root / p), r) for p, r in tree.problems]
         ignored += [str(test_root / p) for p in tree.ignored]
 
@@ -171,13 +177,20 @@ def folder(
     label_pattern: str | None = None,
     exclude_classes: Sequence[str] = (),
     test_root: str | os.PathLike[str] | None = None,
+    decode_size: int | None = None,
 ) -> Source:
-    """A raw class-per-folder image tree (Caltech layout, 'NNN.name' -> 'name'), split by a seed."""
+    """A raw class-per-folder image tree (Caltech layout, 'NNN.name' -> 'name'), split by a seed.
+
+    Uses root/train, root/val, root/test as given when they exist; otherwise draws a stratified
+    val (and test) split with `seed`. test_root: a separate tree for the test split. decode_size:
+    decode big JPEGs at a reduced scale, never below this smaller side.
+    """
     if root is None:
         raise UsageError("the 'folder' dataset needs a folder: pass it as the dataset (or --root)")
     return _image_folder(
         "folder", Path(root), val_split=val_split, test_split=test_split, seed=seed,
         label_pattern=label_pattern, exclude_classes=exclude_classes, test_root=test_root,
+        decode_size=decode_size,
     )
 
 
@@ -189,6 +202,7 @@ def caltech256(
     test_split: float = 0.0,
     seed: int = 0,
     include_clutter: bool = False,
+    decode_size: int | None = None,
 ) -> Source:
     """Caltech-256 (30,607 photos, 256 classes + clutter) in torchvision's layout; download=True fetches it."""
     base = Path(root).expanduser() if root is not None else data_home()
@@ -207,7 +221,7 @@ def caltech256(
         )
     return _image_folder(
         "caltech256", found, val_split=val_split, test_split=test_split, seed=seed, label_pattern=None,
-        exclude_classes=() if include_clutter else ("257.clutter",), test_root=None,
+        exclude_classes=() if include_clutter else ("257.clutter",), test_root=None, decode_size=decode_size,
     )
 
 
