@@ -217,7 +217,7 @@ def caltech256(
     if found is None:
         raise DataError(
             f"Caltech-256 not found: expected {candidates[0]}; put the extracted 256_ObjectCategories/ there, "
-            "pass --root DIR holding caltech256/256_ObjectCategories, or allow download"
+            "pass --root DIR holding caltech256/256_ObjectCategories, or set download=true (network)"
         )
     return _image_folder(
         "caltech256", found, val_split=val_split, test_split=test_split, seed=seed, label_pattern=None,
@@ -410,7 +410,7 @@ def cifar10(
     if found is None:
         raise DataError(
             f"CIFAR-10 not found: expected {candidates[0]}/data_batch_1..5, test_batch, batches.meta; "
-            "pass --root DIR holding cifar-10-batches-py, or allow download"
+            "pass --root DIR holding cifar-10-batches-py, or set download=true (network)"
         )
     classes = read_cifar_meta(found / "batches.meta", "label_names")
     train = read_cifar_batches([found / f"data_batch_{i}" for i in range(1, 6)], "labels")
@@ -442,7 +442,7 @@ def cifar100(
     if found is None:
         raise DataError(
             f"CIFAR-100 not found: expected {candidates[0]}/train, test, meta; "
-            "pass --root DIR holding cifar-100-python, or allow download"
+            "pass --root DIR holding cifar-100-python, or set download=true (network)"
         )
     classes = read_cifar_meta(found / "meta", f"{label_type}_label_names")
     key = f"{label_type}_labels"
@@ -522,7 +522,7 @@ def _idx_source(
         where = ", ".join(str(c) for c in candidates[:3])
         raise DataError(
             f"{title} not found: looked for train-images-idx3-ubyte[.gz] and the other idx files in {where}; "
-            "pass --root DIR holding them, or allow download"
+            "pass --root DIR holding them, or set download=true (network)"
         )
     train, test = _read_idx_split(found, "train"), _read_idx_split(found, "test")
     return _array_source(name, found, classes, train, test, val_split=val_split, seed=seed)
