@@ -209,6 +209,13 @@ def test_options_are_validated() -> None:
         zoo.resnet20(10, shortcut="Z")
     with pytest.raises(UsageError, match="num_classes"):
         zoo.resnet20(0)
+    with pytest.raises(UsageError, match="attn_layer"):
+        zoo.resnet20(10, attn_layer="se")  # factories are for code; the command line uses se_ratio
+    with pytest.raises(UsageError, match="no channels left"):
+        zoo.resnet50(10, reduction=512)
+    se = zoo.resnet20(10, se_ratio=4)
+    assert n_params(se) - n_params(zoo.resnet20(10)) == sum(
+        2 * c * (c // 4) + c + c // 4 for c in [16] * 3 + [32] * 3 + [64] * 3)
     mish = zoo.resnet20(10, act_layer="mish")
     assert any(isinstance(m, nn.Mish) for m in mish.modules())
 

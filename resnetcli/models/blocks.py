@@ -22,7 +22,13 @@ AttnLayer = Callable[[int], nn.Module]
 
 def bottleneck_width(out_channels: int, reduction: int, base_width: int, groups: int) -> int:
     """Width of a bottleneck's 3x3 conv: out/reduction at base_width 64, scaled for ResNeXt (torchvision's rule)."""
-    return int(out_channels / reduction * (base_width / 64.0)) * groups
+    width = int(out_channels / reduction * (base_width / 64.0)) * groups
+    if width < 1:
+        raise UsageError(
+            f"bottleneck of {out_channels} channels with reduction {reduction}, base_width {base_width} and "
+            f"groups {groups} has no channels left; raise base_width"
+        )
+    return width
 
 
 class _Block(nn.Module):

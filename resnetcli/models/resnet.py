@@ -69,6 +69,7 @@ class ResNet(nn.Sequential):
         block_args: dict[str, Any] = dict(groups=groups, base_width=base_width, act_layer=act,
                                           norm_layer=norm_layer, attn_layer=attn_layer, residual=not plain)
         if reduction is not None:
+            _check_positive(reduction=reduction)
             block_args["reduction"] = reduction
 
         layers = make_stem(stem, in_channels, stem_width, preact=block_cls.preact, act_layer=act,
@@ -136,7 +137,8 @@ def _check_positive(**values: int) -> None:
 OPTION_NAMES: frozenset[str] = frozenset(
     name
     for name in inspect.signature(ResNet.__init__).parameters
-    if name not in {"self", "block", "stages", "num_classes", "in_channels", "norm_layer"}
+    # layer factories are for code (plugins), not the command line; `se_ratio` is the CLI's way to add SE
+    if name not in {"self", "block", "stages", "num_classes", "in_channels", "norm_layer", "attn_layer"}
 ) | {"se_ratio"}
 
 
