@@ -231,6 +231,24 @@ def test_export_fashion_mnist_idx_through_the_same_writer(tmp_path: Path) -> Non
     assert min(errors) < 4.0
 
 
+def test_spawned_worker_rebuilds_the_source(tmp_path: Path) -> None:
+    # Under the spawn/forkserver start methods workers inherit nothing: they reopen the dataset.
+    from test_sources import write_cifar10_bin
+
+    write_cifar10_bin(tmp_path)
+    settings = {"out_dir": str(tmp_path), "size": None, "center_crop": False, "quality": 90, "channels": 3,
+                "max_pixels": None, "source_spec": ("cifar10-bin", tmp_path, {"val_split": 0.0})}
+    (tmp_path / "test").mkdir()
+    assert pp._INHERITED is None
+    pp._init_worker(settings, in_pool=False)
+    try:
+        slot, name, reason, stats = pp._process((7, None, "test", 2, "test", True))
+    finally:
+        pp._STATE.clear()
+    assert (slot, reason) == (7, None) and name.startswith("test/") and stats[2] == 32 * 32
+    assert Image.open(tmp_path / name).size == (32, 32)
+
+
 def test_caltech256_download_failure_is_one_line(tmp_path: Path, monkeypatch) -> None:
     import torchvision.datasets
 
