@@ -7,7 +7,6 @@ so a torchvision checkpoint of the same network loads with strict=True, and summ
 from __future__ import annotations
 
 import inspect
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
