@@ -52,6 +52,9 @@ MNIST_CLASSES = [str(d) for d in range(10)]
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 DEBIAN_MNIST = Path("/usr/share/datasets/mnist")
 
+#: seconds a download may wait on a silent connection before giving up
+DOWNLOAD_TIMEOUT = 60.0
+
 
 def data_home() -> Path:
     """Default root for named datasets: $RESNETCLI_DATA, else ~/.cache/resnetcli/datasets."""
@@ -67,6 +70,10 @@ def _check_fraction(name: str, value: float) -> float:
 
 def _download(what: str, root: Path, fetch: Callable[[], object], hint: str) -> None:
     """Run a torchvision download; any failure (no network, bad checksum) becomes one clear line."""
+    import socket
+
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT)  # a firewalled network must fail, not hang forever
     try:
         fetch()
     except Exception as exc:  # urllib, ssl, checksum, disk: all mean "could not get the files"
@@ -75,6 +82,8 @@ def _download(what: str, root: Path, fetch: Callable[[], object], hint: str) -> 
             f"{what} was not found under {root} and downloading it failed ({reason}); "
             f"without a network, {hint}"
         ) from None
+    finally:
+        socket.setdefaulttimeout(previous)
 
 
 # ---------------------------------------------------------------------------------------------------------
