@@ -33,7 +33,7 @@ from PIL import Image
 
 from resnetcli import __version__
 from resnetcli.console import warn
-from resnetcli.data import Source, _looks_like, build_source
+from resnetcli.data import Source, detect_dataset, build_source
 from resnetcli.data.images import BadImage, decode_min_size, open_image, resize
 from resnetcli.errors import DataError, UsageError
 from resnetcli.io import atomic_dir, write_json, write_text
@@ -178,7 +178,7 @@ def _resolve_source(
             raise DataError(f"--input {path} is a file; give a folder of class sub-folders or a dataset name")
         if root is not None:
             raise UsageError("--root is for named datasets (for example --input cifar10 --root DIR)")
-        name, where = _looks_like(path) or "folder", path
+        name, where = detect_dataset(path) or "folder", path
     params = inspect.signature(reg.get(name)).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     options: dict[str, Any] = {}

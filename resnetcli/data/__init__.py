@@ -221,7 +221,7 @@ def stratified_split(labels: Sequence[int], fractions: Sequence[float], seed: in
     return [sorted(p) for p in parts]
 
 
-def _looks_like(path: Path) -> str | None:
+def detect_dataset(path: Path) -> str | None:
     """Name of the builder that reads the folder at `path`, or None for a plain class-per-folder tree."""
     names = {path.name}
     children = {p.name for p in path.iterdir()} if path.is_dir() else set()
@@ -271,7 +271,7 @@ def open_source(spec: str | os.PathLike[str], root: str | os.PathLike[str] | Non
         raise DataError(f"{path} is a file; give a dataset folder or one of: {', '.join(reg.names())}")
     if root is not None:
         raise UsageError(f"--root is for named datasets; '{text}' is already a folder")
-    return build_source(_looks_like(path) or "folder", path, **options)
+    return build_source(detect_dataset(path) or "folder", path, **options)
 
 
 def build_source(name: str, root: str | os.PathLike[str] | None, **options: Any) -> Source:
