@@ -33,7 +33,7 @@ from PIL import Image
 
 from resnetcli import __version__
 from resnetcli.console import warn
-from resnetcli.data import Source, detect_dataset, build_source
+from resnetcli.data import Source, build_source, detect_dataset
 from resnetcli.data.images import BadImage, decode_min_size, open_image, resize
 from resnetcli.errors import DataError, UsageError
 from resnetcli.io import atomic_dir, write_json, write_text
