@@ -574,17 +574,19 @@ def _train(prepared: Prepared, config: TrainConfig, dist: D.DistInfo, device: to
             )
             if dist.main:
                 assert metrics is not None
-                ckpt = checkpoint(epoch, row)
-                saved["last"] = save_checkpoint(ckpt, ckpt_dir / "last.pt")
-                if improved:
-                    saved["best"] = save_checkpoint(ckpt, ckpt_dir / "best.pt")
-                if config.checkpoint_every and epoch % config.checkpoint_every == 0:
-                    saved[f"epoch_{epoch:03d}"] = save_checkpoint(ckpt, ckpt_dir / f"epoch_{epoch:03d}.pt")
+                # last.pt goes last: it is the commit point --resume reads, so a kill -9 anywhere before it
+                # redoes this epoch and rewrites the metrics row and best.pt rather than losing them
                 metrics.add(row)
                 if board is not None:
                     board.scalars(row)
                 if config.plot:
                     write_plot(run_dir / "plot.png", metrics.rows)
+                ckpt = checkpoint(epoch, row)
+                if improved:
+                    saved["best"] = save_checkpoint(ckpt, ckpt_dir / "best.pt")
+                if config.checkpoint_every and epoch % config.checkpoint_every == 0:
+                    saved[f"epoch_{epoch:03d}"] = save_checkpoint(ckpt, ckpt_dir / f"epoch_{epoch:03d}.pt")
+                saved["last"] = save_checkpoint(ckpt, ckpt_dir / "last.pt")
     except NonFiniteLoss as exc:
         last = ckpt_dir / "last.pt"
         raise TrainingError(
