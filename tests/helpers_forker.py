@@ -1,0 +1,116 @@
+"""A fork server for the kill -9 tests: pay for `import torch` once, then run each CLI call in a fresh child.
+
+Run as `python helpers_forker.py`; it reads one JSON request per line on stdin and answers one line per request:
+    {"argv": [...], "log": PATH, "kill_after": SECONDS or null, "kill_in_save": N or null}
+    -> {"pid": PID, "status": EXIT CODE, or -9 when the child was SIGKILLed, "seconds": wall time}
+
+Each child is a separate process running `resnetcli ARGV` through the real CLI entry point, with stdout and
+stderr in LOG. The forker itself never runs a torch operation, so forking after the import is safe.
+- kill_after: the forker SIGKILLs the child that many seconds after forking (if it is still running). The
+  child is reaped only after the kill, so its pid cannot have been reused by then.
+- kill_in_save: the child SIGKILLs itself in the middle of its Nth torch.save (the checkpoint writer's only
+  call): half of the bytes are in the temporary file, flushed to disk, when the signal lands. This makes
+  "killed during a checkpoint write" deterministic instead of a lucky timing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import sys
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402  (the point of the fork server: imported once, before any fork)
+
+import torch._dynamo  # noqa: E402, F401  (torch.optim imports it on first use: seconds each child would pay)
+
+import resnetcli.cli  # noqa: E402
+import resnetcli.engine.trainer  # noqa: E402, F401
+
+
+def _preload() -> None:
+    """Import (never run) what a training call imports lazily, so children start warm."""
+    import importlib
+
+    for name in ("albumentations", "tqdm.auto", "rich.table", "resnetcli.augment", "resnetcli.data",
+                 "resnetcli.models", "resnetcli.optim", "resnetcli.engine.bookkeeping"):
+        importlib.import_module(name)
+    from resnetcli.registry import registry
+
+    for kind in ("architectures", "optimizers", "schedulers", "augmentations", "datasets"):
+        registry(kind).names()
+
+
+_preload()
+
+
+def _child(request: dict) -> None:
+    fd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdin.close()
+    torch.set_num_threads(1)
+    nth = request.get("kill_in_save")
+    if nth:
+        real_save = torch.save
+        calls = [0]
+
+        def dying_save(obj, f, *args, **kwargs):  # type: ignore[no-untyped-def]
+            calls[0] += 1
+            if calls[0] < nth:
+                return real_save(obj, f, *args, **kwargs)
+            buf = io.BytesIO()
+            real_save(obj, buf, *args, **kwargs)
+            data = buf.getvalue()
+            with open(f, "wb") as fh:
+                fh.write(data[: len(data) // 2])
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        torch.save = dying_save
+    code = 0
+    try:
+        resnetcli.cli.app(args=request["argv"], prog_name="resnetcli", standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # pragma: no cover - a crash the log will show
+        import traceback
+
+        traceback.print_exc()
+        code = 99
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _serve() -> None:
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        started = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            _child(request)
+        deadline = None if request.get("kill_after") is None else started + float(request["kill_after"])
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                os.kill(pid, signal.SIGKILL)  # not reaped yet, so this pid is still our child
+                _, status = os.waitpid(pid, 0)
+                break
+            time.sleep(0.005)
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        print(json.dumps({"pid": pid, "status": code, "seconds": time.monotonic() - started}), flush=True)
+
+
+if __name__ == "__main__":
+    _serve()
