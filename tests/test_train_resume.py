@@ -39,8 +39,11 @@ def _interrupt_in_epoch(monkeypatch: pytest.MonkeyPatch, stop_epoch: int) -> Non
 
 
 def test_resume_after_interrupt_is_exact(images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    straight = run_engine(images, tmp_path / "straight", **RESUME_FLAGS)
+    straight = run_engine(images, tmp_path / "straight", checkpoint_every=1, **RESUME_FLAGS)
     assert straight.epochs_run == 2
+    names = sorted(p.name for p in (tmp_path / "straight" / "checkpoints").glob("*.pt"))
+    assert names == ["best.pt", "epoch_001.pt", "epoch_002.pt", "last.pt"]
+    assert load_checkpoint(tmp_path / "straight" / "checkpoints" / "epoch_001.pt")["epoch"] == 1
 
     _interrupt_in_epoch(monkeypatch, stop_epoch=2)
     with pytest.raises(KeyboardInterrupt):
@@ -112,3 +115,37 @@ def test_resume_refuses_other_architecture_listing_differences(images: Path, tmp
     other = write_images(tmp_path / "other", classes=2, per_class=8, size=16)
     with pytest.raises(CheckpointError, match=r"classes differ \(3 -> 2; missing now: c2\)"):
         run_engine(other, tmp_path / "run", resume=str(last))
+
+
+def _epoch_batches(split, transform, epoch: int, workers: int) -> list[torch.Tensor]:  # type: ignore[no-untyped-def]
+    from resnetcli.engine.data import AugmentedSplit, EpochSampler, make_loader
+
+    sampler = EpochSampler(len(split), rank=0, world=1, seed=5)
+    loader = make_loader(AugmentedSplit(split, transform, seed=5), batch_size=4, sampler=sampler,
+                         workers=workers, pin_memory=False, drop_last=True)
+    sampler.set_epoch(epoch)
+    return [x for x, _ in loader]
+
+
+def test_order_and_augmentation_depend_only_on_seed_and_epoch(images: Path) -> None:
+    """What exact resume rests on, with loader worker processes too: a fresh loader replays any epoch."""
+    from resnetcli.augment import build_pipeline
+    from resnetcli.data import open_source
+
+    source = open_source(str(images))
+    split = source.split("train")
+    tf = build_pipeline("cifar", train=True, image_size=16, mean=source.mean, std=source.std)
+    first = _epoch_batches(split, tf, epoch=2, workers=2)
+    again = _epoch_batches(split, tf, epoch=2, workers=2)
+    other = _epoch_batches(split, tf, epoch=3, workers=2)
+    assert len(first) == len(split) // 4
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
+
+
+def test_bf16_autocast_and_channels_last_train_on_cpu(images: Path, tmp_path: Path) -> None:
+    result = run_engine(images, tmp_path / "run", amp=True, amp_dtype="bf16", channels_last=True, epochs=1,
+                        max_steps=1, image_size=16)
+    assert result.epochs_run == 1 and torch.isfinite(torch.tensor(result.last["train_loss"]))
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert state["config"]["amp"] is True and state["config"]["channels_last"] is True

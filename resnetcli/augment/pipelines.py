@@ -7,6 +7,7 @@ then augments (training only), then normalizes with the dataset's own mean/std a
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,9 @@ def load_pipeline_file(
     else:
         return none(train=False, image_size=image_size, mean=mean, std=std)
     try:
-        loaded = A.from_dict(dict(part))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # defaults albumentations fills in; errors still raise
+            loaded = A.from_dict(dict(part))
     except Exception as exc:  # albumentations raises assorted errors for a bad spec
         raise UsageError(
             f"augmentation file {path} is not a valid albumentations pipeline ({type(exc).__name__}: {exc})"

@@ -139,14 +139,12 @@ def train_command(
 
     if print_config:
         from resnetcli.console import out
-        from resnetcli.engine.config import find_config, load_yaml, resolve, validate
 
-        layers = []
-        if config:
-            path = find_config(config)
-            layers.append((load_yaml(path), str(path)))
-        layers.append((validate(given, "the command line"), "the command line"))
-        out.print(resolve(*layers).to_yaml(), end="", markup=False, highlight=False)
+        if "resume" in given:  # the checkpoint's config is a layer too (this reads the checkpoint)
+            from resnetcli.engine.trainer import prepare_config as prepare
+        else:  # torch-free
+            from resnetcli.engine.config import prepare_light as prepare
+        out.print(prepare(config, given).config.to_yaml(), end="", markup=False, highlight=False)
         return
 
     from resnetcli.engine.trainer import prepare_config, train

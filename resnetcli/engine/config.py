@@ -208,3 +208,18 @@ def resolve(
             else:
                 merged[key] = value
     return TrainConfig(**merged)
+
+
+@dataclass
+class Resolved:
+    config: TrainConfig
+
+
+def prepare_light(config_file: str | None, flags: Mapping[str, Any]) -> Resolved:
+    """defaults < YAML file < flags, without looking at any checkpoint (no torch import)."""
+    layers: list[tuple[Mapping[str, Any], str]] = []
+    if config_file:
+        path = find_config(config_file)
+        layers.append((load_yaml(path), str(path)))
+    layers.append((validate(flags, "the command line"), "the command line"))
+    return Resolved(resolve(*layers))
