@@ -1,12 +1,13 @@
 """A fork server for the kill -9 tests: pay for `import torch` once, then run each CLI call in a fresh child.
 
 Run as `python helpers_forker.py`; it reads one JSON request per line on stdin and answers one line per request:
-    {"argv": [...], "log": PATH, "kill_after": SECONDS or null, "kill_in_save": N or null}
+    {"argv": [...], "log": PATH, "err": PATH or null, "kill_after": SECONDS or null, "signal": NAME or null,
+     "kill_in_save": N or null}
     -> {"pid": PID, "status": EXIT CODE, or -9 when the child was SIGKILLed, "seconds": wall time}
 
-Each child is a separate process running `resnetcli ARGV` through the real CLI entry point, with stdout and
-stderr in LOG. The forker itself never runs a torch operation, so forking after the import is safe.
-- kill_after: the forker SIGKILLs the child that many seconds after forking (if it is still running). The
+Each child is a separate process running `resnetcli ARGV` through the real CLI entry point, with stdout in
+LOG and stderr in ERR (or LOG). The forker itself never runs a torch operation, so forking after the import is safe.
+- kill_after: the forker sends SIGNAL (default SIGKILL) to the child that many seconds after forking (if it is still running). The
   child is reaped only after the kill, so its pid cannot have been reused by then.
 - kill_in_save: the child SIGKILLs itself in the middle of its Nth torch.save (the checkpoint writer's only
   call): half of the bytes are in the temporary file, flushed to disk, when the signal lands. This makes
@@ -22,7 +23,8 @@ import signal
 import sys
 import time
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+if __name__ == "__main__":  # the server only: never change the environment of a test process importing this
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402  (the point of the fork server: imported once, before any fork)
 
@@ -45,14 +47,12 @@ def _preload() -> None:
         registry(kind).names()
 
 
-_preload()
-
 
 def _child(request: dict) -> None:
-    fd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
+    for target, key in ((1, "log"), (2, "err")):
+        fd = os.open(request.get(key) or request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, target)
+        os.close(fd)
     sys.stdin.close()
     torch.set_num_threads(1)
     nth = request.get("kill_in_save")
@@ -104,7 +104,8 @@ def _serve() -> None:
             if done:
                 break
             if deadline is not None and time.monotonic() >= deadline:
-                os.kill(pid, signal.SIGKILL)  # not reaped yet, so this pid is still our child
+                # not reaped yet, so this pid is still our child
+                os.kill(pid, getattr(signal, request.get("signal") or "SIGKILL"))
                 _, status = os.waitpid(pid, 0)
                 break
             time.sleep(0.005)
@@ -112,5 +113,34 @@ def _serve() -> None:
         print(json.dumps({"pid": pid, "status": code, "seconds": time.monotonic() - started}), flush=True)
 
 
+class Forker:
+    """The test side: start the server once (it pays for `import torch`), then run CLI calls through it."""
+
+    def __init__(self) -> None:
+        import subprocess
+        from pathlib import Path
+
+        here = Path(__file__).parent
+        self.proc = subprocess.Popen([sys.executable, str(here / "helpers_forker.py")], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, cwd=here)
+
+    def run(self, argv: list[str], log: object, *, err: object = None, kill_after: float | None = None,
+            signal_name: str | None = None, kill_in_save: int | None = None) -> dict:
+        assert self.proc.stdin and self.proc.stdout
+        request = {"argv": argv, "log": str(log), "err": None if err is None else str(err),
+                   "kill_after": kill_after, "signal": signal_name, "kill_in_save": kill_in_save}
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        assert line, "the fork server died"
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
 if __name__ == "__main__":
+    _preload()
     _serve()

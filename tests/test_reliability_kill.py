@@ -10,44 +10,20 @@ The kill moments come from a seeded random.Random: a failure names the seed and 
 from __future__ import annotations
 
 import csv
-import json
 import random
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from helpers_forker import Forker
 from helpers_train import write_images
 
 from resnetcli.engine.checkpoint import load_checkpoint
 
-HERE = Path(__file__).parent
 SEED = 20261123
 EPOCHS = 8
-
-
-class Forker:
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "helpers_forker.py")], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, cwd=HERE)
-
-    def run(self, argv: list[str], log: Path, *, kill_after: float | None = None,
-            kill_in_save: int | None = None) -> dict[str, Any]:
-        assert self.proc.stdin and self.proc.stdout
-        request = {"argv": argv, "log": str(log), "kill_after": kill_after, "kill_in_save": kill_in_save}
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        assert line, "the fork server died"
-        return json.loads(line)
-
-    def close(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        self.proc.wait(timeout=60)
 
 
 @pytest.fixture(scope="module")
