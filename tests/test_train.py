@@ -49,16 +49,16 @@ def test_resnet26_sgd_nesterov_end_to_end_leaves_the_run_folder(processed: Path,
     run = tmp_path / "runs" / "r26"
     cmd = [str(BIN / "resnetcli"), "train", "--data", str(processed), "--arch", "resnet26",
            "--optimizer", "sgd-nesterov", "--epochs", "1",
-           # tiny data: 19 training images, so a batch that fits and no worker processes on 2 cores
-           "--batch-size", "8", "--workers", "0", "--output", str(run)]
+           # tiny data (19 training images of 32 px): a batch that fits, 32 px (a processed folder has no
+           # single native size, so resnet26 would otherwise upscale to its 224), no worker processes
+           "--batch-size", "8", "--image-size", "32", "--workers", "0", "--output", str(run)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "best val acc" in proc.stdout and str(run) in proc.stdout  # the rich summary
     assert "epoch=1" in proc.stderr and "val acc=" in proc.stderr and "lr=0.1" in proc.stderr  # tqdm postfix
 
     config = yaml.safe_load((run / "config.yaml").read_text())
-    # a processed folder has no single native size, so resnet26 trains at its own default input size
-    assert config["arch"] == "resnet26" and config["optimizer"] == "sgd-nesterov" and config["image_size"] == 224
+    assert config["arch"] == "resnet26" and config["optimizer"] == "sgd-nesterov" and config["image_size"] == 32
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert tuple(rows[0]) == COLUMNS and [r["epoch"] for r in rows] == ["1"]
     assert 0 <= float(rows[0]["val_acc"]) <= 100 and float(rows[0]["val_top5"]) == 100.0  # 3 classes
@@ -73,7 +73,7 @@ def test_resnet26_sgd_nesterov_end_to_end_leaves_the_run_folder(processed: Path,
         assert state["epoch"] == 1 and state["best_epoch"] == 1
         assert state["classes"] == ["c0", "c1", "c2"]
         assert state["arch"] == {"name": "resnet26", "num_classes": 3, "in_channels": 3, "options": {}}
-        assert len(state["normalization"]["mean"]) == 3 and state["data"]["image_size"] == 224
+        assert len(state["normalization"]["mean"]) == 3 and state["data"]["image_size"] == 32
         assert state["config"]["optimizer"] == "sgd-nesterov" and state["optimizer"]["param_groups"][0]["nesterov"]
         assert set(state["rng"]) == {"python", "numpy", "torch", "cuda"}
         from resnetcli.registry import get

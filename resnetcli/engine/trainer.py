@@ -486,6 +486,9 @@ def _train(prepared: Prepared, config: TrainConfig, dist: D.DistInfo, device: to
     )
     if state is not None:
         logger.info(f"resumed from {prepared.resume_path} after epoch {start_epoch}")
+        if start_epoch >= config.epochs:
+            logger.warning(f"{prepared.resume_path} has already trained {start_epoch} of --epochs "
+                           f"{config.epochs}; nothing to do (raise --epochs to train longer)")
 
     data_info = {
         "source": source.name, "spec": config.data, "image_size": image_size, "channels": source.channels,
