@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -53,14 +54,23 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        # torch.save writes a zip archive; anything else (cut short, empty, random bytes) is damaged. Checked
+        # first because torch reports random bytes as a refused pickle, with advice to load it unsafely.
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or corrupt and cannot be read (not a complete torch archive); "
+            "use another checkpoint or retrain"
+        )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        # weights_only refuses anything but tensors and plain containers: never execute it.
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
+        # weights_only refuses anything but tensors and plain containers: never execute it. Keep only the
+        # reason from torch's message (the rest advises weights_only=False, and holds terminal escapes).
+        found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\. Please use|\n|$)", str(exc))
+        reason = re.sub(r"\x1b\[[0-9;]*m", "", found.group(1)).strip() if found else "unsupported content"
         raise CheckpointError(
             f"checkpoint {path} holds objects other than tensors and plain types and was refused "
-            f"(weights_only loading: {first})"
+            f"(weights_only loading: {reason})"
         ) from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CheckpointError(
