@@ -30,10 +30,11 @@ def write_images(root: Path, classes: int = 3, per_class: int = 8, size: int = 1
     return root
 
 
-def run_engine(data: Path, output: Path, **flags: Any) -> Any:
+def run_engine(data: Path, output: Path | None, **flags: Any) -> Any:
     """Train in this process through the same path as the CLI (prepare_config + train)."""
     from resnetcli.engine.trainer import prepare_config, train
 
-    given = {**QUICK, "data": str(data), "output": str(output), **flags}
+    given = {**QUICK, "data": str(data), "output": None if output is None else str(output), **flags}
+    given = {k: v for k, v in given.items() if v is not None}
     config_file = given.pop("config", None)
     return train(prepare_config(config_file, given))

@@ -149,3 +149,14 @@ def test_bf16_autocast_and_channels_last_train_on_cpu(images: Path, tmp_path: Pa
     assert result.epochs_run == 1 and torch.isfinite(torch.tensor(result.last["train_loss"]))
     state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert state["config"]["amp"] is True and state["config"]["channels_last"] is True
+
+
+def test_default_run_name_and_resume_auto_picks_the_newest_run(images: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    first = run_engine(images, None, runs_dir=str(runs), epochs=1, max_steps=1, image_size=16)
+    import re
+
+    assert first.run_dir.parent == runs and re.fullmatch(r"resnet20-\d{8}-\d{6}", first.run_dir.name)
+    again = run_engine(images, None, runs_dir=str(runs), resume="auto", epochs=2, max_steps=1, image_size=16)
+    assert again.run_dir == first.run_dir and again.epochs_run == 1
+    assert load_checkpoint(first.run_dir / "checkpoints" / "last.pt")["epoch"] == 2

@@ -160,6 +160,8 @@ def pick_device(name: str, dist: D.DistInfo) -> torch.device:
             raise UsageError("--device cuda: no CUDA device is available (use --device auto or cpu)")
         index = dist.local_rank if dist.enabled else torch.cuda.current_device()
         torch.cuda.set_device(index)
+        # fixed input sizes: let cuDNN pick the fastest convolution algorithms once
+        torch.backends.cudnn.benchmark = True
         return torch.device("cuda", index)
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise UsageError("--device mps: Apple's MPS backend is not available here (use --device auto or cpu)")
@@ -353,6 +355,11 @@ def train(prepared: Prepared) -> TrainResult:
     D.init(dist, device, config.dist_timeout)
     try:
         return _train(prepared, config, dist, device, amp_dtype, scaler)
+    except RuntimeError as exc:
+        lost = D.lost_peer(exc, dist)  # another rank died: one line, not the autograd engine's traceback
+        if lost is None:
+            raise
+        raise lost from exc
     finally:
         close_logging()
         D.shutdown()
