@@ -80,8 +80,8 @@ def engine_loop(model: torch.nn.Module, batches: list[tuple[torch.Tensor, torch.
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=6, help="timed training steps per repeat")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=2, help="timed training steps per repeat")
+    parser.add_argument("--repeats", type=int, default=12)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast (needs CPU bf16 support)")
@@ -106,8 +106,11 @@ def main() -> None:
     for run in variants.values():  # warm-up: allocator, oneDNN primitives, compilation
         run()
     rates: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(args.repeats):
-        for name, run in variants.items():
+    names = list(variants)
+    for r in range(args.repeats):
+        # rotate the order every round so no variant always follows the same one
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            run = variants[name]
             start = time.perf_counter()
             run()
             rates[name].append(args.steps * args.batch_size / (time.perf_counter() - start))

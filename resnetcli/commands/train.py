@@ -34,26 +34,26 @@ def train_command(
         "--arch-option", metavar="K=V", help="Architecture option (repeatable), e.g. shortcut=A.",
         rich_help_panel=_MODEL)] = None,
     optimizer: Annotated[str | None, typer.Option(
-        "--optimizer", help="sgd, sgd-nesterov, adam, adamw, rmsprop, or a plugin's. [default: sgd]",
+        "--optimizer", help="sgd, sgd-nesterov, adam, adamw, rmsprop, or a plugin's. \\[default: sgd]",
         rich_help_panel=_OPT)] = None,
     opt_option: Annotated[list[str] | None, typer.Option(
         "--opt-option", metavar="K=V", help="Optimizer option (repeatable), e.g. betas=[0.9,0.99].",
         rich_help_panel=_OPT)] = None,
     scheduler: Annotated[str | None, typer.Option(
-        "--scheduler", help="constant, step, multistep, cosine, plateau, onecycle. [default: cosine]",
+        "--scheduler", help="constant, step, multistep, cosine, plateau, onecycle. \\[default: cosine]",
         rich_help_panel=_OPT)] = None,
     sched_option: Annotated[list[str] | None, typer.Option(
         "--sched-option", metavar="K=V", help="Scheduler option (repeatable), e.g. T_max=5 eta_min=1e-5, "
         "milestones=[0.5,0.75], monitor=val_loss.", rich_help_panel=_OPT)] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", "-e", help="Epochs to train. [default: 30]",
+    epochs: Annotated[int | None, typer.Option("--epochs", "-e", help="Epochs to train. \\[default: 30]",
                                                rich_help_panel=_OPT)] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", "-b", help="Batch size per process. "
-                                                   "[default: 128]", rich_help_panel=_OPT)] = None,
-    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate. [default: 0.1 SGD, 1e-3 Adam/AdamW]",
+                                                   "\\[default: 128]", rich_help_panel=_OPT)] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate. \\[default: 0.1 SGD, 1e-3 Adam/AdamW]",
                                              rich_help_panel=_OPT)] = None,
     weight_decay: Annotated[float | None, typer.Option("--weight-decay", "--wd", help="Weight decay. "
-                                                       "[default: 1e-4]", rich_help_panel=_OPT)] = None,
-    momentum: Annotated[float | None, typer.Option("--momentum", help="Momentum (SGD, RMSprop). [default: 0.9 "
+                                                       "\\[default: 1e-4]", rich_help_panel=_OPT)] = None,
+    momentum: Annotated[float | None, typer.Option("--momentum", help="Momentum (SGD, RMSprop). \\[default: 0.9 "
                                                    "for SGD]", rich_help_panel=_OPT)] = None,
     no_decay_bn_bias: Annotated[bool | None, typer.Option(
         "--no-decay-bn-bias", help="No weight decay on biases and normalization weights.",
@@ -64,27 +64,27 @@ def train_command(
     grad_clip: Annotated[float | None, typer.Option(
         "--grad-clip", help="Clip the gradient norm to this value.", rich_help_panel=_OPT)] = None,
     label_smoothing: Annotated[float | None, typer.Option(
-        "--label-smoothing", help="Label smoothing epsilon, e.g. 0.1. [default: 0 (off)]",
+        "--label-smoothing", help="Label smoothing epsilon, e.g. 0.1. \\[default: 0 (off)]",
         rich_help_panel=_OPT)] = None,
     augment: Annotated[str | None, typer.Option(
         "--augment", help="Pipeline name (none, cifar, caltech, imagenet) or an albumentations YAML file. "
-        "[default: cifar up to 64 px, imagenet above]", rich_help_panel=_AUG)] = None,
+        "\\[default: cifar up to 64 px, imagenet above]", rich_help_panel=_AUG)] = None,
     aug_option: Annotated[list[str] | None, typer.Option(
         "--aug-option", metavar="K=V", help="Pipeline option (repeatable), e.g. reflect=true.",
         rich_help_panel=_AUG)] = None,
     image_size: Annotated[int | None, typer.Option(
-        "--image-size", help="Training image size. [default: the model's, capped at the data's own size]",
+        "--image-size", help="Training image size. \\[default: the model's, capped at the data's own size]",
         rich_help_panel=_AUG)] = None,
     mixup: Annotated[float | None, typer.Option(
-        "--mixup", metavar="ALPHA", help="Mixup with Beta(alpha, alpha), e.g. 0.2. [default: 0 (off)]",
+        "--mixup", metavar="ALPHA", help="Mixup with Beta(alpha, alpha), e.g. 0.2. \\[default: 0 (off)]",
         rich_help_panel=_AUG)] = None,
     config: Annotated[str | None, typer.Option(
         "--config", "-c", help="YAML config file, or a shipped recipe name (see resnetcli/configs). "
         "Flags given here override it.", rich_help_panel=_RUN)] = None,
     output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Run folder. [default: runs/<name>]", rich_help_panel=_RUN)] = None,
+        "--output", "-o", help="Run folder. \\[default: runs/<name>]", rich_help_panel=_RUN)] = None,
     name: Annotated[str | None, typer.Option(
-        "--name", help="Run name under runs/. [default: <arch>-<timestamp>]", rich_help_panel=_RUN)] = None,
+        "--name", help="Run name under runs/. \\[default: <arch>-<timestamp>]", rich_help_panel=_RUN)] = None,
     resume: Annotated[str | None, typer.Option(
         "--resume", help="auto (latest run's last.pt) or a checkpoint path.", rich_help_panel=_RUN)] = None,
     checkpoint_every: Annotated[int | None, typer.Option(
@@ -96,7 +96,7 @@ def train_command(
         "--print-config", help="Print the resolved config as YAML and exit.", rich_help_panel=_RUN)] = False,
     max_steps: Annotated[int | None, typer.Option(
         "--max-steps", help="At most N training batches per epoch (smoke tests).", rich_help_panel=_RUN)] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Random seed. [default: 0]",
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed. \\[default: 0]",
                                              rich_help_panel=_SPEED)] = None,
     device: Annotated[str | None, typer.Option(
         "--device", help="auto (cuda, then mps, then cpu), cpu, cuda or mps.", rich_help_panel=_SPEED)] = None,
@@ -109,10 +109,10 @@ def train_command(
     compile_: Annotated[bool | None, typer.Option(
         "--compile/--no-compile", help="torch.compile the model.", rich_help_panel=_SPEED)] = None,
     workers: Annotated[int | None, typer.Option(
-        "--workers", "-j", help="DataLoader worker processes. [default: min(4, CPUs)]",
+        "--workers", "-j", help="DataLoader worker processes. \\[default: min(4, CPUs)]",
         rich_help_panel=_SPEED)] = None,
     drop_last: Annotated[bool | None, typer.Option(
-        "--drop-last/--no-drop-last", help="Drop the last incomplete training batch. [default: drop]",
+        "--drop-last/--no-drop-last", help="Drop the last incomplete training batch. \\[default: drop]",
         rich_help_panel=_SPEED)] = None,
 ) -> None:
     """Train a network; writes runs/<name>/ (config, metrics, logs, checkpoints, plot, TensorBoard)."""
