@@ -7,12 +7,15 @@ dies takes the others down with an error rather than leaving them blocked foreve
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from resnetcli.errors import TrainingError, UsageError
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,49 @@ def init(info: DistInfo, device: torch.device, timeout_s: float) -> None:
     kwargs: dict[str, Any] = {}
     if device.type == "cuda":
         kwargs["device_id"] = device
-    dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s), **kwargs)
+    try:
+        dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s), **kwargs)
+    except (RuntimeError, ValueError) as exc:  # DistNetworkError and DistStoreError are RuntimeErrors
+        addr, port = os.environ.get("MASTER_ADDR", "?"), os.environ.get("MASTER_PORT", "?")
+        text = str(exc)
+        if "EADDRINUSE" in text or "address already in use" in text.lower():
+            raise UsageError(
+                f"cannot start the distributed run: port {port} on {addr} is already in use "
+                "(another run?); pick a free one, e.g. torchrun --master_port PORT"
+            ) from exc
+        raise TrainingError(
+            f"process {info.rank} of {info.world} could not join the distributed run at {addr}:{port} "
+            f"({_first_line(text)}); check that every process started and can reach it"
+        ) from exc
+
+
+def _first_line(text: str) -> str:
+    """The gist of a torch.distributed message: its first line, without a '[source.cc:123]' prefix or advice."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return "no reason given"
+    gist = re.sub(r"^\[[^\]]*\]\s*", "", lines[0]).split(". This is typically")[0]
+    return gist[:300]
+
+
+#: what gloo and NCCL say when another process died or stopped answering in the middle of a collective
+_LOST_PEER = re.compile(r"gloo|nccl|connection (reset|closed|refused)|closed by peer|timed out|timeout|"
+                        r"broken pipe|socket", re.IGNORECASE)
+
+
+def lost_peer(exc: BaseException, info: DistInfo) -> TrainingError | None:
+    """One-line TrainingError for a collective that failed because another process died or hung, else None.
+
+    Under torchrun the agent also stops the surviving processes; without it (each process started by hand or by
+    a cluster scheduler) this is what the survivors report instead of a traceback from the autograd engine.
+    """
+    if not info.enabled or not isinstance(exc, RuntimeError) or not _LOST_PEER.search(str(exc)):
+        return None
+    return TrainingError(
+        f"process {info.rank} of {info.world}: another process of the distributed run stopped or became "
+        f"unreachable ({_first_line(str(exc))}); the last complete epoch is in checkpoints/last.pt: "
+        "start all processes again with --resume auto"
+    )
 
 
 def shutdown() -> None:
