@@ -2,7 +2,7 @@
 
 Run as `python helpers_forker.py`; it reads one JSON request per line on stdin and answers one line per request:
     {"argv": [...], "log": PATH, "err": PATH or null, "kill_after": SECONDS or null, "signal": NAME or null,
-     "kill_in_save": N or null}
+     "kill_in_save": N or null, "env": {NAME: VALUE} or null}
     -> {"pid": PID, "status": EXIT CODE, or -9 when the child was SIGKILLed, "seconds": wall time}
 
 Each child is a separate process running `resnetcli ARGV` through the real CLI entry point, with stdout in
@@ -54,6 +54,7 @@ def _child(request: dict) -> None:
         os.dup2(fd, target)
         os.close(fd)
     sys.stdin.close()
+    os.environ.update(request.get("env") or {})
     torch.set_num_threads(1)
     nth = request.get("kill_in_save")
     if nth:
@@ -89,28 +90,52 @@ def _child(request: dict) -> None:
     os._exit(code)
 
 
+def _reap(pid: int, deadline: float | None, signal_name: str | None) -> int | None:
+    """Wait for child `pid`; at `deadline` send it the signal (SIGKILL by default) and wait on. None: still running
+    at a deadline given without a signal."""
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        if deadline is not None and time.monotonic() >= deadline:
+            if signal_name == "none":
+                return None
+            # not reaped yet, so this pid is still our child
+            os.kill(pid, getattr(signal, signal_name or "SIGKILL"))
+            deadline = None
+        time.sleep(0.005)
+
+
 def _serve() -> None:
+    started: dict[int, float] = {}
+    finished: dict[int, int] = {}  # reaped children's statuses: a pid is never waited on twice
     for line in sys.stdin:
         if not line.strip():
             continue
         request = json.loads(line)
-        started = time.monotonic()
-        pid = os.fork()
-        if pid == 0:
-            _child(request)
-        deadline = None if request.get("kill_after") is None else started + float(request["kill_after"])
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                # not reaped yet, so this pid is still our child
+        if "wait" in request:  # {"wait": pid, "timeout": s or null, "signal": NAME, "none" (just report) or null}
+            pid = int(request["wait"])
+            deadline = None if request.get("timeout") is None else time.monotonic() + float(request["timeout"])
+            code = finished[pid] if pid in finished else _reap(pid, deadline, request.get("signal"))
+        elif "kill" in request:  # {"kill": pid, "signal": NAME}: only children not reaped yet
+            pid = int(request["kill"])
+            if pid not in finished:
                 os.kill(pid, getattr(signal, request.get("signal") or "SIGKILL"))
-                _, status = os.waitpid(pid, 0)
-                break
-            time.sleep(0.005)
-        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-        print(json.dumps({"pid": pid, "status": code, "seconds": time.monotonic() - started}), flush=True)
+            print(json.dumps({"pid": pid}), flush=True)
+            continue
+        else:
+            pid = os.fork()
+            if pid == 0:
+                _child(request)
+            started[pid] = time.monotonic()
+            if request.get("detach"):  # answer now; a later {"wait": pid} reaps it
+                print(json.dumps({"pid": pid}), flush=True)
+                continue
+            deadline = None if request.get("kill_after") is None else started[pid] + float(request["kill_after"])
+            code = _reap(pid, deadline, request.get("signal"))
+        if code is not None:
+            finished[pid] = code
+        print(json.dumps({"pid": pid, "status": code, "seconds": time.monotonic() - started[pid]}), flush=True)
 
 
 class Forker:
@@ -125,10 +150,25 @@ class Forker:
                                      stdout=subprocess.PIPE, text=True, cwd=here)
 
     def run(self, argv: list[str], log: object, *, err: object = None, kill_after: float | None = None,
-            signal_name: str | None = None, kill_in_save: int | None = None) -> dict:
+            signal_name: str | None = None, kill_in_save: int | None = None, env: dict | None = None) -> dict:
+        return self._ask({"argv": argv, "log": str(log), "err": None if err is None else str(err),
+                          "kill_after": kill_after, "signal": signal_name, "kill_in_save": kill_in_save, "env": env})
+
+    def start(self, argv: list[str], log: object, *, err: object = None, env: dict | None = None) -> int:
+        """Start a child and return its pid at once; wait() reaps it."""
+        return self._ask({"argv": argv, "log": str(log), "err": None if err is None else str(err), "env": env,
+                          "detach": True})["pid"]
+
+    def wait(self, pid: int, *, timeout: float | None = None, signal_name: str | None = "none") -> int | None:
+        """The child's exit status; None if still running after `timeout` (signal_name 'none'), else it gets
+        that signal at the timeout and its status is returned."""
+        return self._ask({"wait": pid, "timeout": timeout, "signal": signal_name})["status"]
+
+    def kill(self, pid: int, signal_name: str = "SIGKILL") -> None:
+        self._ask({"kill": pid, "signal": signal_name})
+
+    def _ask(self, request: dict) -> dict:
         assert self.proc.stdin and self.proc.stdout
-        request = {"argv": argv, "log": str(log), "err": None if err is None else str(err),
-                   "kill_after": kill_after, "signal": signal_name, "kill_in_save": kill_in_save}
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
@@ -139,6 +179,19 @@ class Forker:
         if self.proc.stdin:
             self.proc.stdin.close()
         self.proc.wait(timeout=60)
+
+
+_SHARED: list[Forker] = []
+
+
+def shared_forker() -> Forker:
+    """One fork server for the whole test session (torch imported once), stopped when the session ends."""
+    if not _SHARED or _SHARED[0].proc.poll() is not None:
+        import atexit
+
+        _SHARED[:] = [Forker()]
+        atexit.register(_SHARED[0].close)
+    return _SHARED[0]
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import torch
 from helpers_evaluate import CLASSES, TrainedRun, train_once, write_tree
-from helpers_forker import Forker
+from helpers_forker import Forker, shared_forker
 from typer.testing import CliRunner
 
 from resnetcli.cli import app
@@ -243,11 +243,6 @@ def test_a_full_disk_during_a_checkpoint_save_keeps_the_previous_checkpoint(
 # ------------------------------------------------------------------- exit codes, real processes
 
 
-@pytest.fixture(scope="module")
-def forker() -> Any:
-    server = Forker()
-    yield server
-    server.close()
 
 
 def test_exit_codes_of_real_processes(forker: Forker, trained: TrainedRun, tmp_path: Path) -> None:
@@ -287,3 +282,8 @@ def test_exit_codes_of_real_processes(forker: Forker, trained: TrainedRun, tmp_p
     assert result["status"] == 130, text
     assert "Traceback" not in text and "interrupted" in text
     load_checkpoint(run / "checkpoints" / "last.pt")
+
+
+@pytest.fixture(scope="module")
+def forker() -> Forker:
+    return shared_forker()

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import torch
-from helpers_forker import Forker
+from helpers_forker import Forker, shared_forker
 from helpers_train import write_images
 
 from resnetcli.engine.checkpoint import load_checkpoint
@@ -26,11 +26,6 @@ SEED = 20261123
 EPOCHS = 8
 
 
-@pytest.fixture(scope="module")
-def forker() -> Iterator[Forker]:
-    server = Forker()
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +130,8 @@ def test_kill_9_during_checkpoint_writes_then_resume_auto_matches_an_uninterrupt
     result = forker.run(setup["argv"] + ["--output", str(run)], run.parent / f"in-save{plan_seed}.log")
     assert result["status"] == 0, (run.parent / f"in-save{plan_seed}.log").read_text()[-3000:]
     assert_same_run(run, baseline["run"])
+
+
+@pytest.fixture(scope="module")
+def forker() -> Forker:
+    return shared_forker()

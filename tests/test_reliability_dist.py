@@ -1,0 +1,192 @@
+"""Distributed training faults on CPU (gloo): a busy port, an uneven last batch, a process that dies.
+
+Every case runs under a subprocess timeout far above what it needs: a hang fails the test instead of
+blocking the suite. Processes are started two ways: by torchrun (whose agent supervises the workers), and
+by hand with RANK/WORLD_SIZE/MASTER_PORT set (how a cluster scheduler or a second machine starts them),
+where resnetcli alone must notice the problem.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers_forker import Forker, shared_forker
+from PIL import Image
+
+from resnetcli.engine.checkpoint import load_checkpoint
+
+#: generous: every case here finishes in well under a minute on 2 busy cores; reaching this is a hang
+HANG = 240
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "COLUMNS": "200", **extra}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """train/ 9 images (3 classes x 3), val/ 5 images: neither divides evenly between 2 processes."""
+    root = tmp_path_factory.mktemp("dist") / "images"
+    rng = np.random.default_rng(0)
+    for split, counts in (("train", (3, 3, 3)), ("val", (2, 2, 1))):
+        for k, n in enumerate(counts):
+            folder = root / split / f"c{k}"
+            folder.mkdir(parents=True)
+            for i in range(n):
+                img = np.full((8, 8, 3), 40, np.uint8)
+                img[..., k] = 200
+                img = np.clip(img + rng.normal(0, 20, img.shape), 0, 255).astype(np.uint8)
+                Image.fromarray(img).save(folder / f"{i}.png")
+    (root.parent / "quiet.yaml").write_text("tensorboard: false\nplot: false\ndist_timeout: 60\n")
+    return root
+
+
+def _train_argv(data: Path, output: Path, *extra: str) -> list[str]:
+    return ["train", "--data", str(data), "--arch", "cifar_resnet", "--arch-option", "depth=8",
+            "--arch-option", "width=2", "--image-size", "8", "--batch-size", "2", "--device", "cpu",
+            "--workers", "0", "--log-level", "WARNING", "--config", str(data.parent / "quiet.yaml"),
+            "--output", str(output), *extra]
+
+
+def _torchrun(port: int) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+            "-m", "resnetcli"]
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+
+
+def test_torchrun_on_a_busy_port_fails_at_once(data: Path, tmp_path: Path, busy_port: int) -> None:
+    """torchrun's own rendezvous refuses the port before any resnetcli process starts (its message, not ours)."""
+    proc = subprocess.run(_torchrun(busy_port) + _train_argv(data, tmp_path / "run", "--epochs", "1"),
+                          capture_output=True, text=True, env=_env(), timeout=HANG)
+    assert proc.returncode != 0
+    assert "address already in use" in proc.stderr and str(busy_port) in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_process_started_by_hand_on_a_busy_port_gives_one_line(forker: Forker, data: Path, tmp_path: Path,
+                                                                 busy_port: int) -> None:
+    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(busy_port)}
+    err = tmp_path / "err"
+    result = forker.run(_train_argv(data, tmp_path / "run", "--epochs", "1"), tmp_path / "out", err=err, env=env)
+    lines = [line for line in err.read_text().splitlines() if line.strip()]
+    assert result["status"] == 2, lines
+    assert len(lines) == 1 and lines[0].startswith("error: cannot start the distributed run"), lines
+    assert f"port {busy_port} on 127.0.0.1 is already in use" in lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_torchrun_with_an_uneven_last_batch_finishes(data: Path, tmp_path: Path) -> None:
+    """9 training images over 2 processes in batches of 2 (the last one short), 5 validation images (3 + 2)."""
+    run = tmp_path / "run"
+    proc = subprocess.run(_torchrun(_free_port()) + _train_argv(data, run, "--epochs", "2", "--no-drop-last"),
+                          capture_output=True, text=True, env=_env(), timeout=HANG)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    # DistributedSampler pads 9 to 5 per process: batches of 2, 2, 1 -> 3 steps per epoch on both
+    assert state["epoch"] == 2 and state["global_step"] == 6
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    for row in rows:  # all 5 validation images counted once across both processes
+        assert round(float(row["val_acc"]) * 5 / 100, 6).is_integer()
+
+
+def _rank_pid(parent: int, rank: int, deadline: float) -> int:
+    """The pid of torchrun's worker with RANK=rank (read from /proc)."""
+    while time.monotonic() < deadline:
+        for task in Path(f"/proc/{parent}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                try:
+                    environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if f"RANK={rank}".encode() in environ:
+                    return int(child)
+        time.sleep(0.1)
+    raise AssertionError(f"no worker with RANK={rank} under {parent}")
+
+
+def _wait_for(path: Path, procs: list[subprocess.Popen], deadline: float) -> None:
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+        time.sleep(0.1)
+
+
+def test_under_torchrun_a_rank_that_dies_stops_the_others(data: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_torchrun(_free_port()) + _train_argv(data, run, "--epochs", "10000"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        deadline = time.monotonic() + HANG
+        _wait_for(run / "metrics.csv", [proc], deadline)  # an epoch done: both ranks are deep in training
+        rank0, rank1 = _rank_pid(proc.pid, 0, deadline), _rank_pid(proc.pid, 1, deadline)
+        os.kill(rank1, signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=HANG)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    assert "Signal 9 (SIGKILL)" in stderr or "exitcode  : -9" in stderr, stderr[-3000:]
+    assert not Path(f"/proc/{rank0}").exists()  # the surviving rank was stopped, not left running
+    load_checkpoint(run / "checkpoints" / "last.pt")
+
+
+def test_started_by_hand_a_rank_that_dies_makes_the_other_exit_with_one_error_line(
+    forker: Forker, data: Path, tmp_path: Path
+) -> None:
+    """No torchrun agent to clean up: rank 0 itself must notice that rank 1 is gone and stop with an error."""
+    run = tmp_path / "run"
+    port = str(_free_port())
+    pids = [forker.start(_train_argv(data, run, "--epochs", "10000"), tmp_path / f"out{rank}",
+                         err=tmp_path / f"err{rank}",
+                         env={"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+                              "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port})
+            for rank in (0, 1)]
+    try:
+        deadline = time.monotonic() + HANG
+        while not (run / "metrics.csv").exists():  # an epoch done: both ranks are deep in training
+            assert time.monotonic() < deadline, "no epoch finished"
+            for pid in pids:
+                assert forker.wait(pid, timeout=0.1) is None, (tmp_path / "err0").read_text()[-3000:]
+        forker.kill(pids[1])
+        status = forker.wait(pids[0], timeout=HANG, signal_name="none")
+    finally:
+        for pid in pids:  # reap both whatever happened (SIGKILL at once if still running)
+            forker.wait(pid, timeout=0, signal_name="SIGKILL")
+    stderr = (tmp_path / "err0").read_text()
+    assert status == 6, stderr[-3000:]
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "another process of the distributed run stopped or became unreachable" in errors[0]
+    assert stderr.strip().splitlines()[-1] == errors[0]
+    load_checkpoint(run / "checkpoints" / "last.pt")
+
+
+@pytest.fixture(scope="module")
+def forker() -> Forker:
+    return shared_forker()
