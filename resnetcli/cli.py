@@ -27,8 +27,19 @@ class _Group(TyperGroup):
     """Catches ResnetCliError once, for the console script and for CliRunner alike."""
 
     def invoke(self, ctx: typer.Context) -> Any:
+        # typer vendors click; its UsageError (bad or missing option, unknown command) is not exported
+        from typer._click.exceptions import NoArgsIsHelpError
+        from typer._click.exceptions import UsageError as ParseError
+
         try:
             return super().invoke(ctx)
+        except NoArgsIsHelpError:
+            raise
+        except ParseError as exc:
+            # one line like every other error, instead of a usage block and a boxed message
+            where = exc.ctx.command_path if exc.ctx is not None else "resnetcli"
+            report_error(ResnetCliError(f"{exc.format_message()} (see `{where} --help`)"))
+            raise typer.Exit(exc.exit_code) from None
         except ResnetCliError as exc:
             report_error(exc)
             raise typer.Exit(exc.exit_code) from None
