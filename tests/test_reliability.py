@@ -31,12 +31,16 @@ runner = CliRunner()
 QUIET_TRAIN = ["--workers", "0", "--device", "cpu", "--log-level", "WARNING"]
 
 
-def one_error_line(result: Any, code: int) -> str:
-    """The whole stderr is one 'error:' line, nothing else went to stdout, and the exit code is `code`."""
+def one_error_line(result: Any, code: int, *, warnings: int = 0) -> str:
+    """stderr is one 'error:' line (after `warnings` 'warning:' lines, one per skipped file, where the command
+    promises them), nothing went to stdout, and the exit code is `code`."""
     assert result.exit_code == code, (result.exit_code, result.output)
     assert "Traceback" not in result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert len(lines) == warnings + 1, result.stderr
+    assert all(line.startswith("warning: ") for line in lines[:-1]), result.stderr
+    assert lines[-1].startswith("error: "), result.stderr
+    lines = lines[-1:]
     assert not result.stdout.strip(), result.stdout
     return lines[0]
 
@@ -287,3 +291,50 @@ def test_exit_codes_of_real_processes(forker: Forker, trained: TrainedRun, tmp_p
 @pytest.fixture(scope="module")
 def forker() -> Forker:
     return shared_forker()
+
+
+# ------------------------------------------------------------- one line and the right code, everywhere
+
+
+@pytest.fixture(scope="module")
+def all_bad(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two class folders holding only files that cannot be images."""
+    root = tmp_path_factory.mktemp("allbad") / "images"
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        (root / name / "zero.jpg").write_bytes(b"")
+        (root / name / "page.jpg").write_text("<html>not found</html>")
+    return root
+
+
+@pytest.mark.parametrize("argv, code, pattern, warnings", [
+    (["preprocess", "-i", "{all_bad}", "-o", "{tmp}/out", "--workers", "1"], 3, r"no readable training images", 4),
+    (["preprocess", "-i", "{data}", "-o", "{tmp}/out", "--size", "0"], 2, r"--size must be positive", 0),
+    (["preprocess", "-o", "{tmp}/out"], 2, r"Missing option '--input'.*resnetcli preprocess --help", 0),
+    (["train", "--data", "{tmp}/nothing-here", "--arch", "resnet20"], 3, r"nothing-here", 0),
+    (["train", "--data", "{data}", "--arch", "resnet20", "--resume", "{tmp}/gone.pt"], 4, r"gone\.pt", 0),
+    (["train", "--data", "{data}", "--arch", "resnet20", "--device", "cuda"], 2, r"--device cuda", 0),
+    (["train", "--data", "{data}", "--arch", "resnet20", "--arch-option", "shortcut=Z"], 2, r"shortcut", 0),
+    (["train", "--data", "{data}", "--arch", "resnet20", "--epochs", "many"], 2, r"'--epochs'.*valid integer", 0),
+    (["predict", "{all_bad}", "--checkpoint", "{last}"], 3, r"nothing to classify", 4),
+    (["predict", "{tmp}/missing.png", "--checkpoint", "{last}"], 3, r"nothing to classify", 1),
+    (["predict", "{all_bad}", "--checkpoint", "{last}", "--top-k", "0"], 2, r"--top-k", 0),
+    (["test", "{run}", "--which", "worst"], 2, r"'worst' is not one of 'last', 'best'", 0),
+    (["test", "{run}", "--checkpoint", "{last}"], 2, r"not both", 0),
+    (["summarize", "--arch", "resnet21"], 2, r"unknown architecture 'resnet21'", 0),
+    (["summarize", "--arch", "resnet20", "--arch-option", "bogus=1"], 2, r"bogus", 0),
+    (["list", "widgets"], 2, r"widgets", 0),
+    (["fly"], 2, r"No such command 'fly'", 0),
+])
+def test_every_bad_input_is_one_error_line_with_its_exit_code(
+    trained: TrainedRun, all_bad: Path, tmp_path: Path, argv: list[str], code: int, pattern: str, warnings: int
+) -> None:
+    values = {"{all_bad}": str(all_bad), "{tmp}": str(tmp_path), "{last}": str(trained.last), "{run}": str(trained.run),
+              "{data}": str(trained.data / "train")}
+    for key, value in values.items():
+        argv = [a.replace(key, value) for a in argv]
+    if argv[0] == "train":
+        argv = ["train", "--output", str(tmp_path / "run"), *QUIET_TRAIN, *argv[1:]]  # the case's flags win
+    line = one_error_line(runner.invoke(app, argv), code, warnings=warnings)
+    assert re.search(pattern, line), line
+    assert not (tmp_path / "out").exists() and not (tmp_path / "run" / "checkpoints").exists()
