@@ -16,6 +16,18 @@ from pathlib import Path
 from typing import Any
 
 
+_UMASK: list[int] = []
+
+
+def _umask() -> int:
+    """The process umask (read once: reading it means setting it, briefly)."""
+    if not _UMASK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+        _UMASK.append(mask)
+    return _UMASK[0]
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is fsynced and renamed to `path`."""
@@ -24,6 +36,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600: give the final file the mode open() would
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
@@ -52,6 +65,7 @@ def atomic_dir(path: str | os.PathLike[str], *, replace: bool = False) -> Iterat
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700: a dataset others cannot read
     try:
         yield tmp
         if path.exists():
