@@ -338,3 +338,14 @@ def test_every_bad_input_is_one_error_line_with_its_exit_code(
     line = one_error_line(runner.invoke(app, argv), code, warnings=warnings)
     assert re.search(pattern, line), line
     assert not (tmp_path / "out").exists() and not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_outputs_get_the_permissions_the_umask_allows(trained: TrainedRun, processed: Path) -> None:
+    """Temporary-then-rename writing must not leave outputs private (mkstemp's 0600, mkdtemp's 0700)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for path in (processed, trained.run / "checkpoints"):
+        assert path.stat().st_mode & 0o777 == 0o777 & ~mask, path
+    for path in (processed / "train.csv", processed / "report.json", trained.run / "config.yaml",
+                 trained.run / "metrics.csv", trained.last):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~mask, path
