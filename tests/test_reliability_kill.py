@@ -93,11 +93,13 @@ def test_kill_9_at_random_moments_then_resume_auto_matches_an_uninterrupted_run(
     # chains of kill + resume until one finishes; new chains until at least 10 kills in all
     while kills < 10:
         chains += 1
-        assert chains <= 12, f"seed {SEED}: only {kills} kills landed in {chains - 1} chains: {log}"
+        # a bound, not a timing check: on any machine most chains take a kill or more
+        assert chains <= 40, f"seed {SEED}: only {kills} kills landed in {chains - 1} chains: {log}"
         run = setup["root"] / f"random{chains}"
         for attempt in range(30):
             # the last attempt of a chain is left alone so that every chain ends
-            delay = None if attempt == 29 else round(rng.uniform(0.0, span), 3)
+            # anywhere from the first instruction to about the end of an uninterrupted run
+            delay = None if attempt == 29 else round(rng.uniform(0.0, 0.9 * span), 3)
             result = forker.run(setup["argv"] + ["--output", str(run)], setup["root"] / f"random{chains}.log",
                                 kill_after=delay)
             log.append((chains, delay, result["status"]))
