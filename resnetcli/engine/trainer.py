@@ -30,7 +30,7 @@ from resnetcli.engine.loop import NonFiniteLoss, Stepper, evaluate, train_epoch
 from resnetcli.errors import CheckpointError, DataError, TrainingError, UsageError
 from resnetcli.optim import Schedule, param_groups
 from resnetcli.optim.schedulers import warmup_steps
-from resnetcli.registry import registry, unknown_name_message
+from resnetcli.registry import registry
 
 #: learning rate when none is given, by optimizer (the usual starting points)
 DEFAULT_LR = {"sgd": 0.1, "sgd-nesterov": 0.1, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-2}
@@ -92,12 +92,10 @@ def find_resume(config: TrainConfig) -> Path | None:
     return found[-1] if found else None
 
 
-def _check_name(kind: str, name: str | None, what: str) -> None:
-    if name is None:
-        return
-    reg = registry(kind)
-    if name not in reg:
-        reg.entry(name)  # raises UsageError / PluginError with the known names
+def _check_name(kind: str, name: str | None) -> None:
+    """An unknown name fails here, listing the known ones, before any data is read."""
+    if name is not None:
+        registry(kind).entry(name)  # raises UsageError / PluginError with the known names
 
 
 def check_config(config: TrainConfig) -> None:
@@ -106,11 +104,11 @@ def check_config(config: TrainConfig) -> None:
         raise UsageError("no data given: pass --data (a processed folder, an image folder or a dataset name)")
     if not config.arch:
         raise UsageError("no architecture given: pass --arch (see `resnetcli list architectures`)")
-    _check_name("architectures", config.arch, "architecture")
-    _check_name("optimizers", config.optimizer, "optimizer")
-    _check_name("schedulers", config.scheduler, "scheduler")
+    _check_name("architectures", config.arch)
+    _check_name("optimizers", config.optimizer)
+    _check_name("schedulers", config.scheduler)
     if config.augment and not config.augment.endswith((".yaml", ".yml")) and not Path(config.augment).is_file():
-        _check_name("augmentations", config.augment, "augmentation")
+        _check_name("augmentations", config.augment)
     if config.epochs <= 0:
         raise UsageError(f"--epochs must be at least 1, got {config.epochs}")
     if config.batch_size <= 0:
