@@ -46,6 +46,9 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path
         raise CheckpointError(
             f"could not write checkpoint {path}: {exc.strerror or exc}; the previous checkpoint is intact"
         ) from exc
+    # a process killed in the middle of a save leaves its temporary file behind: the next save clears them
+    for stale in path.parent.glob(".*.pt.*.tmp"):
+        stale.unlink(missing_ok=True)
     return path
 
 
