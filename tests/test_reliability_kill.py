@@ -72,6 +72,7 @@ def assert_same_run(run: Path, reference: Path) -> None:
                 assert torch.equal(torch.as_tensor(value), torch.as_tensor(b["optimizer"]["state"][key][field]))
         assert a["scheduler"] == b["scheduler"]
     assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == EPOCHS
+    assert not list((run / "checkpoints").glob(".*")), "temporary files of killed saves were left behind"
     # every epoch's row exactly once, with the uninterrupted run's numbers
     assert _metric_rows(run) == _metric_rows(reference)
     assert [int(r["epoch"]) for r in _metric_rows(run)] == list(range(1, EPOCHS + 1))
