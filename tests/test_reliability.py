@@ -349,3 +349,26 @@ def test_outputs_get_the_permissions_the_umask_allows(trained: TrainedRun, proce
     for path in (processed / "train.csv", processed / "report.json", trained.run / "config.yaml",
                  trained.run / "metrics.csv", trained.last):
         assert path.stat().st_mode & 0o777 == 0o666 & ~mask, path
+
+
+def test_a_full_disk_during_preprocess_leaves_no_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    write_tree(tmp_path / "raw", classes=("a", "b"))
+    real_save = Image.Image.save
+    saved: list[str] = []
+
+    def full_disk(self: Image.Image, fp: Any, *args: Any, **kwargs: Any) -> None:
+        saved.append(str(fp))
+        if len(saved) < 5:
+            return real_save(self, fp, *args, **kwargs)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Image.Image, "save", full_disk)
+    out = tmp_path / "out"
+    line = one_error_line(runner.invoke(app, ["preprocess", "-i", str(tmp_path / "raw" / "train"), "-o", str(out),
+                                              "--size", "16", "--workers", "1"]), 3)
+    monkeypatch.undo()
+    assert "No space left on device" in line and "cannot write" in line
+    assert len(saved) == 5
+    assert not out.exists() and not list(tmp_path.glob(".out*"))  # no dataset, no half-written temporary folder
