@@ -34,11 +34,12 @@ CONFUSED_PAIRS = 5
 
 
 def latest_run(runs_dir: str | os.PathLike[str] = "runs") -> Path:
-    """The run folder under `runs_dir` whose checkpoints were written most recently."""
+    """The run folder under `runs_dir` (or one level deeper) whose checkpoints were written most recently."""
     runs_dir = Path(runs_dir)
     newest: tuple[float, Path] | None = None
     if runs_dir.is_dir():
-        for ckpt in runs_dir.glob("*/checkpoints/*.pt"):
+        # runs/<name>/ as train writes it, and one level deeper (runs/demo/run/, runs/<project>/<name>/)
+        for ckpt in [*runs_dir.glob("*/checkpoints/*.pt"), *runs_dir.glob("*/*/checkpoints/*.pt")]:
             try:
                 mtime = ckpt.stat().st_mtime
             except OSError:  # removed while we looked

@@ -228,3 +228,19 @@ def test_training_data_moved_away(trained: TrainedRun, tmp_path: Path) -> None:
 def test_unknown_split(trained: TrainedRun) -> None:
     line = _one_error_line(runner.invoke(app, ["test", str(trained.run), "--split", "holdout"]), 2)
     assert "train, val, test" in line
+
+
+def test_latest_run_is_the_newest_checkpoint_one_or_two_levels_down(tmp_path: Path) -> None:
+    import os
+
+    from resnetcli.evaluate import latest_run
+
+    older = tmp_path / "runs" / "resnet20-1" / "checkpoints" / "last.pt"
+    nested = tmp_path / "runs" / "demo" / "run" / "checkpoints" / "best.pt"
+    for i, path in enumerate((older, nested)):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"")
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))
+    assert latest_run(tmp_path / "runs") == nested.parent.parent
+    os.utime(older, (2_000_000, 2_000_000))
+    assert latest_run(tmp_path / "runs") == older.parent.parent
