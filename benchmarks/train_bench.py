@@ -8,6 +8,14 @@ a noisy shared machine hurts every variant alike; the best and the median of the
     .venv/bin/python benchmarks/train_bench.py --compile       # also torch.compile (slow to warm up)
 
 Goals (issue 5): engine default >= 0.95x the plain loop; engine fastest >= 1.2x plain fp32.
+
+Measured 2026-11-23 on the 2-core CI machine while other jobs ran (load ~4-5), hence one thread and process
+CPU time (`--threads 1 --clock cpu --repeats 10 --compile`), img/s best / median of 10:
+    plain loop fp32                   198.9 / 167.5   1.00x / 1.00x
+    engine default                    198.4 / 160.2   1.00x / 0.96x
+    engine channels_last              233.5 / 192.3   1.17x / 1.15x
+    engine compile + channels_last    243.7 / 208.6   1.23x / 1.25x
+Wall-clock figures on that loaded machine swung by up to 1.7x between identical variants, so they are not quoted.
 """
 
 from __future__ import annotations
