@@ -237,13 +237,39 @@ def open_data(restored: Restored, spec: str | None) -> Any:
         if not restored.data_spec:
             raise UsageError(f"checkpoint {restored.path} does not record its data; pass --data SOURCE")
         try:
-            return open_source(restored.data_spec, **restored.data_options)
+            return open_source(training_data_path(restored), **restored.data_options)
         except DataError as exc:
             raise DataError(
                 f"the data {restored.data_spec} it was trained on cannot be opened ({exc}); "
                 "pass --data SOURCE"
             ) from None
     return open_source(spec)
+
+
+def training_data_path(restored: Restored) -> str:
+    """The checkpoint's data spec; a relative folder is also looked for from the folder training ran in.
+
+    Training recorded paths as typed, relative to its working folder. That folder is recovered from the
+    run folder (config `output`, or `runs_dir/name`) being a suffix of where the checkpoint lies now, so
+    `resnetcli test /elsewhere/runs/x` still finds `data/processed`.
+    """
+    from resnetcli.registry import registry
+
+    spec = str(restored.data_spec)
+    path = Path(spec)
+    if path.is_absolute() or path.exists() or spec in registry("datasets"):
+        return spec  # absolute, found from here, or a registered dataset name
+    config = dict(restored.state.get("config") or {})
+    run = config.get("output") or (
+        str(Path(config.get("runs_dir") or "runs") / config["name"]) if config.get("name") else None)
+    here = run_dir_of(restored.path).resolve()
+    if run and not Path(run).is_absolute():
+        parts = Path(run).parts
+        if here.parts[-len(parts):] == parts:
+            candidate = Path(*here.parts[: -len(parts)]) / path
+            if candidate.exists():
+                return str(candidate)
+    return spec
 
 
 def choose_split(source: Any, split: str | None) -> str:

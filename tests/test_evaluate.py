@@ -244,3 +244,21 @@ def test_latest_run_is_the_newest_checkpoint_one_or_two_levels_down(tmp_path: Pa
     assert latest_run(tmp_path / "runs") == nested.parent.parent
     os.utime(older, (2_000_000, 2_000_000))
     assert latest_run(tmp_path / "runs") == older.parent.parent
+
+
+def test_relative_data_path_is_found_from_the_training_folder(
+    trained: TrainedRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(trained.data, project / "images")
+    state = load_checkpoint(trained.last)
+    state["data"]["spec"] = state["config"]["data"] = "images"  # as typed: `--data images --output runs/x`
+    state["config"]["output"] = "runs/x"
+    save_checkpoint(state, project / "runs" / "x" / "checkpoints" / "last.pt")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = runner.invoke(app, ["test", str(project / "runs" / "x"), "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((project / "runs" / "x" / "eval_test" / "metrics.json").read_text())
+    assert metrics["samples"] == PER_SPLIT["test"] * len(CLASSES)
