@@ -18,6 +18,7 @@ import yaml
 from albumentations.pytorch import ToTensorV2
 
 from resnetcli.errors import UsageError
+from resnetcli.options import load_yaml
 
 #: seed 002 (and AlexNet) resized the smaller side to 256 and cropped 224
 _CROP_RATIO = 224 / 256
@@ -111,7 +112,7 @@ def load_pipeline_file(
     """
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise UsageError(f"cannot read augmentation file {path}: {exc}") from exc
     if not isinstance(data, Mapping):

@@ -8,7 +8,6 @@ Python (no torch), so `--print-config` answers at once.
 from __future__ import annotations
 
 import dataclasses
-import re
 import types
 import typing
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from resnetcli.errors import UsageError
+from resnetcli.options import load_yaml as parse_yaml
 
 
 @dataclass
@@ -128,31 +128,14 @@ def _check(name: str, value: Any, hint: Any) -> tuple[bool, Any]:
             return False, value
         if isinstance(value, (int, float)):
             return True, float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
-            try:
-                return True, float(value)
-            except ValueError:
-                return False, value
         return False, value
     if hint is str:
         return isinstance(value, str), value
     if origin is dict or hint is dict:
         if not isinstance(value, Mapping):
             return False, value
-        return True, {str(k): _numbers(v) for k, v in value.items()}
+        return True, {str(k): v for k, v in value.items()}
     return True, value
-
-
-_EXPONENT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
-
-
-def _numbers(value: Any) -> Any:
-    """YAML 1.1 reads 1e-5 (no dot) as a string; in option maps, read it as the number it is."""
-    if isinstance(value, str) and _EXPONENT.match(value.strip()):
-        return float(value)
-    if isinstance(value, list):
-        return [_numbers(v) for v in value]
-    return value
 
 
 def _type_name(hint: Any) -> str:
@@ -184,7 +167,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     """A config file's validated keys (safe_load only)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = parse_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise UsageError(f"cannot read config {path}: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:

@@ -1,6 +1,5 @@
 """A complete resnetcli plugin: one architecture, registered through an entry point."""
 
-import torch
 from torch import nn
 
 
