@@ -202,7 +202,8 @@ def eval_pipeline(restored: Restored) -> Callable[..., dict[str, Any]]:
     from resnetcli.augment import build_pipeline
     from resnetcli.console import warn
 
-    kwargs = dict(train=False, image_size=restored.image_size, mean=restored.mean, std=restored.std)
+    kwargs: dict[str, Any] = {"train": False, "image_size": restored.image_size, "mean": restored.mean,
+                              "std": restored.std}
     try:
         return build_pipeline(restored.augment, options=restored.aug_options, **kwargs)
     except (UsageError, PluginError) as exc:
