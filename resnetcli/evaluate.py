@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from resnetcli.engine.checkpoint import class_changes
 from resnetcli.errors import CheckpointError, DataError, PluginError, UsageError
 
 #: how many of the most likely classes predictions.csv lists (fewer when there are fewer classes)
@@ -294,14 +295,8 @@ def label_map(checkpoint_classes: Sequence[str], data_classes: Sequence[str], pa
     ckpt, data = list(checkpoint_classes), list(data_classes)
     if ckpt == data:
         return list(range(len(data)))
-    only_ckpt = [c for c in ckpt if c not in data]
-    only_data = [c for c in data if c not in ckpt]
-    if only_ckpt or only_data or len(set(data)) != len(data):
-        detail = []
-        if only_ckpt:
-            detail.append(f"only in the checkpoint: {_few(only_ckpt)}")
-        if only_data:
-            detail.append(f"only in the data: {_few(only_data)}")
+    detail = class_changes(ckpt, data, "only in the checkpoint", "only in the data")
+    if detail or len(set(data)) != len(data):
         if not detail:
             detail.append("the data repeats class names")
         raise CheckpointError(
@@ -311,11 +306,6 @@ def label_map(checkpoint_classes: Sequence[str], data_classes: Sequence[str], pa
     # same names, other order (e.g. ids renumbered): compare by name, which is what a label means
     index = {name: i for i, name in enumerate(ckpt)}
     return [index[name] for name in data]
-
-
-def _few(items: Sequence[str], n: int = 6) -> str:
-    shown = ", ".join(items[:n])
-    return shown + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
 class EvalDataset(Dataset):

@@ -141,10 +141,14 @@ def train_command(
         from resnetcli.console import out
 
         if "resume" in given:  # the checkpoint's config is a layer too (this reads the checkpoint)
-            from resnetcli.engine.trainer import prepare_config as prepare
+            from resnetcli.engine.trainer import prepare_config
+
+            resolved = prepare_config(config, given).config
         else:  # torch-free
-            from resnetcli.engine.config import prepare_light as prepare
-        out.print(prepare(config, given).config.to_yaml(), end="", markup=False, highlight=False)
+            from resnetcli.engine.config import resolve_light
+
+            resolved = resolve_light(config, given)
+        out.print(resolved.to_yaml(), end="", markup=False, highlight=False)
         return
 
     from resnetcli.engine.trainer import prepare_config, train

@@ -22,6 +22,7 @@ import os
 import pickle
 import re
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,17 @@ from resnetcli.io import atomic_path
 FORMAT = "resnetcli-checkpoint"
 VERSION = 1
 REQUIRED_KEYS = ("format", "version", "epoch", "model", "classes", "arch")
+
+
+def class_changes(old: Sequence[str], new: Sequence[str], old_label: str, new_label: str) -> list[str]:
+    """What two class lists do not share, e.g. ["only in the checkpoint: a, b", "only in the data: c"]."""
+    changes = []
+    for label, ours, theirs in ((old_label, old, new), (new_label, new, old)):
+        extra = [c for c in ours if c not in theirs]
+        if extra:
+            shown = ", ".join(extra[:6]) + (f" and {len(extra) - 6} more" if len(extra) > 6 else "")
+            changes.append(f"{label}: {shown}")
+    return changes
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:

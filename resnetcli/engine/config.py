@@ -193,16 +193,16 @@ def resolve(
     return TrainConfig(**merged)
 
 
-@dataclass
-class Resolved:
-    config: TrainConfig
-
-
-def prepare_light(config_file: str | None, flags: Mapping[str, Any]) -> Resolved:
-    """defaults < YAML file < flags, without looking at any checkpoint (no torch import)."""
+def config_layers(config_file: str | None, flags: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], str]]:
+    """The validated YAML file (if any) and command-line layers, lowest precedence first."""
     layers: list[tuple[Mapping[str, Any], str]] = []
     if config_file:
         path = find_config(config_file)
         layers.append((load_yaml(path), str(path)))
     layers.append((validate(flags, "the command line"), "the command line"))
-    return Resolved(resolve(*layers))
+    return layers
+
+
+def resolve_light(config_file: str | None, flags: Mapping[str, Any]) -> TrainConfig:
+    """defaults < YAML file < flags, without looking at any checkpoint (no torch import)."""
+    return resolve(*config_layers(config_file, flags))

@@ -23,8 +23,8 @@ from torch import nn
 
 from resnetcli.engine import distributed as D
 from resnetcli.engine.bookkeeping import Board, MetricsLog, close_logging, setup_logging, write_plot
-from resnetcli.engine.checkpoint import load_checkpoint, save_checkpoint
-from resnetcli.engine.config import TrainConfig, find_config, load_yaml, resolve, validate
+from resnetcli.engine.checkpoint import class_changes, load_checkpoint, save_checkpoint
+from resnetcli.engine.config import TrainConfig, config_layers, resolve
 from resnetcli.engine.data import AugmentedSplit, EpochSampler, ShardSampler, derive_seed, make_loader
 from resnetcli.engine.loop import NonFiniteLoss, Stepper, evaluate, train_epoch
 from resnetcli.errors import CheckpointError, DataError, TrainingError, UsageError
@@ -54,11 +54,7 @@ class Prepared:
 
 def prepare_config(config_file: str | None, flags: Mapping[str, Any]) -> Prepared:
     """defaults < resumed checkpoint's config < YAML file < flags typed on the command line."""
-    layers: list[tuple[Mapping[str, Any], str]] = []
-    if config_file:
-        path = find_config(config_file)
-        layers.append((load_yaml(path), str(path)))
-    layers.append((validate(flags, "the command line"), "the command line"))
+    layers = config_layers(config_file, flags)
     config = resolve(*layers)
     if not config.resume:
         return Prepared(config)
@@ -326,13 +322,7 @@ def _compare(state: Mapping[str, Any], config: TrainConfig, classes: list[str], 
         diffs.append(f"input channels {arch.get('in_channels')} -> {in_channels}")
     old = list(state.get("classes") or [])
     if old != classes:
-        gone = [c for c in old if c not in classes]
-        new = [c for c in classes if c not in old]
-        detail = []
-        if gone:
-            detail.append(f"missing now: {', '.join(gone[:5])}{'...' if len(gone) > 5 else ''}")
-        if new:
-            detail.append(f"new: {', '.join(new[:5])}{'...' if len(new) > 5 else ''}")
+        detail = class_changes(old, classes, "missing now", "new")
         if not detail:
             detail.append("same names in a different order")
         diffs.append(f"classes differ ({len(old)} -> {len(classes)}; {'; '.join(detail)})")
