@@ -427,25 +427,46 @@ def _find_dir(candidates: list[Path], required: Sequence[str]) -> Path | None:
     return None
 
 
+def _torchvision_fetch(dataset: str, base: Path) -> Callable[[], object]:
+    """torchvision's downloader for `dataset` (imported only when a download is asked for)."""
+
+    def fetch() -> object:
+        import torchvision.datasets
+
+        return getattr(torchvision.datasets, dataset)(str(base), train=True, download=True)
+
+    return fetch
+
+
+def _locate(
+    what: str, base: Path, folder: str, required: Sequence[str], *, expected: str, archive: str,
+    fetch: Callable[[], object] | None = None, downloadable: bool = True,
+) -> Path:
+    """The folder holding `required` (base/folder or base itself), downloading first when `fetch` is given."""
+    candidates = [base / folder, base]
+    found = _find_dir(candidates, required)
+    if found is None and fetch is not None:
+        _download(what, base, fetch, f"put {folder}/ (from {archive}) in {base}")
+        found = _find_dir(candidates, required)
+    if found is None:
+        how = ", or set download=true (network)" if downloadable else ""
+        raise DataError(
+            f"{what} not found: expected {candidates[0]}/{expected} (from {archive}); "
+            f"pass --root DIR holding {folder}{how}"
+        )
+    return found
+
+
 def cifar10(
     root: str | os.PathLike[str] | None = None, *, download: bool = False, val_split: float = 0.0, seed: int = 0
 ) -> Source:
     """CIFAR-10 (60,000 32x32 colour images, 10 classes) in torchvision's python format."""
     base = Path(root).expanduser() if root is not None else data_home()
-    required = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
-    candidates = [base / "cifar-10-batches-py", base]
-    found = _find_dir(candidates, required)
-    if found is None and download:
-        from torchvision.datasets import CIFAR10
-
-        _download("CIFAR-10", base, lambda: CIFAR10(str(base), train=True, download=True),
-                  f"put cifar-10-batches-py/ (from cifar-10-python.tar.gz) in {base}")
-        found = _find_dir(candidates, required)
-    if found is None:
-        raise DataError(
-            f"CIFAR-10 not found: expected {candidates[0]}/data_batch_1..5, test_batch, batches.meta; "
-            "pass --root DIR holding cifar-10-batches-py, or set download=true (network)"
-        )
+    found = _locate(
+        "CIFAR-10", base, "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"],
+        expected="data_batch_1..5, test_batch, batches.meta", archive="cifar-10-python.tar.gz",
+        fetch=_torchvision_fetch("CIFAR10", base) if download else None,
+    )
     classes = read_cifar_meta(found / "batches.meta", "label_names")
     train = read_cifar_batches([found / f"data_batch_{i}" for i in range(1, 6)], "labels")
     test = read_cifar_batches([found / "test_batch"], "labels")
@@ -464,20 +485,11 @@ def cifar100(
     if label_type not in ("fine", "coarse"):
         raise UsageError(f"cifar100 label_type must be 'fine' or 'coarse', got '{label_type}'")
     base = Path(root).expanduser() if root is not None else data_home()
-    required = ["train", "test", "meta"]
-    candidates = [base / "cifar-100-python", base]
-    found = _find_dir(candidates, required)
-    if found is None and download:
-        from torchvision.datasets import CIFAR100
-
-        _download("CIFAR-100", base, lambda: CIFAR100(str(base), train=True, download=True),
-                  f"put cifar-100-python/ (from cifar-100-python.tar.gz) in {base}")
-        found = _find_dir(candidates, required)
-    if found is None:
-        raise DataError(
-            f"CIFAR-100 not found: expected {candidates[0]}/train, test, meta; "
-            "pass --root DIR holding cifar-100-python, or set download=true (network)"
-        )
+    found = _locate(
+        "CIFAR-100", base, "cifar-100-python", ["train", "test", "meta"],
+        expected="train, test, meta", archive="cifar-100-python.tar.gz",
+        fetch=_torchvision_fetch("CIFAR100", base) if download else None,
+    )
     classes = read_cifar_meta(found / "meta", f"{label_type}_label_names")
     key = f"{label_type}_labels"
     train = read_cifar_batches([found / "train"], key)
@@ -488,14 +500,10 @@ def cifar100(
 def cifar10_bin(root: str | os.PathLike[str] | None = None, *, val_split: float = 0.0, seed: int = 0) -> Source:
     """CIFAR-10 in its binary format (cifar-10-batches-bin: 1 label byte + 3072 pixel bytes per record)."""
     base = Path(root).expanduser() if root is not None else data_home()
-    required = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
-    candidates = [base / "cifar-10-batches-bin", base]
-    found = _find_dir(candidates, required)
-    if found is None:
-        raise DataError(
-            f"CIFAR-10 binary not found: expected {candidates[0]}/data_batch_1..5.bin and test_batch.bin "
-            "(from cifar-10-binary.tar.gz); pass --root DIR holding cifar-10-batches-bin"
-        )
+    found = _locate(
+        "CIFAR-10 binary", base, "cifar-10-batches-bin", [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"],
+        expected="data_batch_1..5.bin and test_batch.bin", archive="cifar-10-binary.tar.gz", downloadable=False,
+    )
     meta = found / "batches.meta.txt"
     if meta.is_file():
         classes = [line.strip() for line in meta.read_text(encoding="utf-8").splitlines() if line.strip()]
