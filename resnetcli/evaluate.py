@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from resnetcli.engine.checkpoint import class_changes
+from resnetcli.engine.device import pick_device
 from resnetcli.errors import CheckpointError, DataError, PluginError, UsageError
 
 #: how many of the most likely classes predictions.csv lists (fewer when there are fewer classes)
@@ -337,20 +338,6 @@ class Outputs:
     probs: np.ndarray  # N x C float32 (softmax; averaged with the flipped image under --tta-flip)
     labels: np.ndarray  # N int64, checkpoint class indices
     loss: float
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """auto: cuda, then mps, then cpu."""
-    mps = getattr(torch.backends, "mps", None)
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "mps" if mps is not None and mps.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available (use --device auto or cpu)")
-    if name == "mps" and not (mps is not None and mps.is_available()):
-        raise UsageError("--device mps: Apple's MPS backend is not available here (use --device auto or cpu)")
-    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
-        raise UsageError(f"--device must be auto, cpu, cuda or mps, not '{name}'")
-    return torch.device(name)
 
 
 @torch.inference_mode()

@@ -97,13 +97,8 @@ def predict(
     """Top-k classes for every readable image; unreadable ones are warned about and skipped."""
     from resnetcli.console import warn
     from resnetcli.data.images import BadImage
-    from resnetcli.evaluate import (
-        eval_pipeline,
-        find_checkpoint,
-        forward_log_probs,
-        pick_device,
-        restore,
-    )
+    from resnetcli.engine.device import pick_device
+    from resnetcli.evaluate import eval_pipeline, find_checkpoint, forward_log_probs, restore
 
     if top_k < 1:
         raise UsageError(f"--top-k must be at least 1, not {top_k}")

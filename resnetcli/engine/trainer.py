@@ -23,6 +23,7 @@ from torch import nn
 
 from resnetcli.engine import distributed as D
 from resnetcli.engine.bookkeeping import Board, MetricsLog, close_logging, setup_logging, write_plot
+from resnetcli.engine import device as devices
 from resnetcli.engine.checkpoint import class_changes, load_checkpoint, save_checkpoint
 from resnetcli.engine.config import TrainConfig, config_layers, resolve
 from resnetcli.engine.data import AugmentedSplit, EpochSampler, ShardSampler, derive_seed, make_loader
@@ -141,25 +142,15 @@ def check_config(config: TrainConfig) -> None:
 
 
 def pick_device(name: str, dist: D.DistInfo) -> torch.device:
-    """auto: cuda, then mps, then cpu. Under torchrun each rank takes cuda:LOCAL_RANK."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            name = "cuda"
-        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            name = "mps"
-        else:
-            name = "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError("--device cuda: no CUDA device is available (use --device auto or cpu)")
-        index = dist.local_rank if dist.enabled else torch.cuda.current_device()
-        torch.cuda.set_device(index)
-        # fixed input sizes: let cuDNN pick the fastest convolution algorithms once
-        torch.backends.cudnn.benchmark = True
-        return torch.device("cuda", index)
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UsageError("--device mps: Apple's MPS backend is not available here (use --device auto or cpu)")
-    return torch.device(name)
+    """The shared device rule; on CUDA under torchrun each rank takes cuda:LOCAL_RANK."""
+    device = devices.pick_device(name)
+    if device.type != "cuda":
+        return device
+    index = dist.local_rank if dist.enabled else device.index if device.index is not None else torch.cuda.current_device()
+    torch.cuda.set_device(index)
+    # fixed input sizes: let cuDNN pick the fastest convolution algorithms once
+    torch.backends.cudnn.benchmark = True
+    return torch.device("cuda", index)
 
 
 def amp_settings(config: TrainConfig, device: torch.device) -> tuple[torch.dtype | None, Any]:
