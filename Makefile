@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test test-fast lint clean
 
 setup: $(STAMP)
 
@@ -29,8 +29,16 @@ demo: setup
 	fi
 	$(BIN)/python -m resnetcli.demo $(DEMO_ARGS)
 
-test: setup
+# The test command (CI runs exactly this): lint, then every test.
+test: setup lint
 	$(BIN)/python -m pytest
+
+# While editing: the same minus the tests marked slow (kill -9 resumes, torchrun, end-to-end runs).
+test-fast: setup lint
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf $(VENV) runs
