@@ -6,7 +6,6 @@ settings before any work), `train` (data, model, optimizer, schedule, run folder
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import random
@@ -21,23 +20,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from resnetcli.engine import device as devices
 from resnetcli.engine import distributed as D
 from resnetcli.engine.bookkeeping import Board, MetricsLog, close_logging, setup_logging, write_plot
-from resnetcli.engine import device as devices
+from resnetcli.engine.build import build_model, build_optimizer, build_schedule, check_config
 from resnetcli.engine.checkpoint import class_changes, load_checkpoint, save_checkpoint
 from resnetcli.engine.config import TrainConfig, config_layers, resolve
 from resnetcli.engine.data import AugmentedSplit, EpochSampler, ShardSampler, derive_seed, make_loader
 from resnetcli.engine.loop import NonFiniteLoss, Stepper, evaluate, train_epoch
 from resnetcli.errors import CheckpointError, DataError, TrainingError, UsageError
-from resnetcli.optim import Schedule, param_groups
-from resnetcli.optim.schedulers import warmup_steps
-from resnetcli.registry import registry
 
 #: learning rate when none is given, by optimizer (the usual starting points)
 DEFAULT_LR = {"sgd": 0.1, "sgd-nesterov": 0.1, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-2}
 #: config keys that describe one invocation, not the run: never inherited from a resumed checkpoint
 _PER_INVOCATION = ("resume", "output", "name", "max_steps", "device", "workers")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 # ----------------------------------------------------------------------------------------- config
@@ -87,55 +83,6 @@ def find_resume(config: TrainConfig) -> Path | None:
     runs = Path(config.runs_dir)
     found = sorted(runs.glob("*/checkpoints/last.pt"), key=lambda p: p.stat().st_mtime) if runs.is_dir() else []
     return found[-1] if found else None
-
-
-def _check_name(kind: str, name: str | None) -> None:
-    """An unknown name fails here, listing the known ones, before any data is read."""
-    if name is not None:
-        registry(kind).entry(name)  # raises UsageError / PluginError with the known names
-
-
-def check_config(config: TrainConfig) -> None:
-    """Refuse impossible settings before opening any data."""
-    if not config.data:
-        raise UsageError("no data given: pass --data (a processed folder, an image folder or a dataset name)")
-    if not config.arch:
-        raise UsageError("no architecture given: pass --arch (see `resnetcli list architectures`)")
-    _check_name("architectures", config.arch)
-    _check_name("optimizers", config.optimizer)
-    _check_name("schedulers", config.scheduler)
-    if config.augment and not config.augment.endswith((".yaml", ".yml")) and not Path(config.augment).is_file():
-        _check_name("augmentations", config.augment)
-    if config.epochs <= 0:
-        raise UsageError(f"--epochs must be at least 1, got {config.epochs}")
-    if config.batch_size <= 0:
-        raise UsageError(f"--batch-size must be at least 1, got {config.batch_size}")
-    if config.lr is not None and not (config.lr > 0 and math.isfinite(config.lr)):
-        raise UsageError(f"--lr must be a positive number, got {config.lr}")
-    if config.weight_decay < 0:
-        raise UsageError(f"--weight-decay must be 0 or more, got {config.weight_decay}")
-    if config.mixup < 0:
-        raise UsageError(f"--mixup alpha must be 0 (off) or positive, got {config.mixup}")
-    if config.mixup > 0 and config.batch_size < 2:
-        raise UsageError("--mixup mixes images within a batch and needs --batch-size of at least 2")
-    if not 0 <= config.label_smoothing < 1:
-        raise UsageError(f"--label-smoothing must be in [0, 1), got {config.label_smoothing}")
-    if config.warmup_epochs < 0:
-        raise UsageError(f"--warmup-epochs must be 0 or more, got {config.warmup_epochs}")
-    if config.warmup_epochs >= config.epochs and config.warmup_epochs > 0:
-        raise UsageError(f"--warmup-epochs ({config.warmup_epochs}) must be shorter than --epochs ({config.epochs})")
-    if config.checkpoint_every < 0:
-        raise UsageError(f"--checkpoint-every must be 0 (off) or positive, got {config.checkpoint_every}")
-    if config.max_steps is not None and config.max_steps <= 0:
-        raise UsageError(f"--max-steps must be at least 1, got {config.max_steps}")
-    if config.workers is not None and config.workers < 0:
-        raise UsageError(f"--workers must be 0 or more, got {config.workers}")
-    if config.log_level.upper() not in LOG_LEVELS:
-        raise UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got '{config.log_level}'")
-    if config.image_size is not None and config.image_size < 8:
-        raise UsageError(f"--image-size must be at least 8, got {config.image_size}")
-    if config.log_every <= 0:
-        raise UsageError(f"log_every must be at least 1, got {config.log_every}")
 
 
 # ----------------------------------------------------------------------------------------- device
@@ -197,48 +144,6 @@ def seed_everything(seed: int) -> None:
 
 
 # ------------------------------------------------------------------------------------------ build
-
-
-def _call(kind: str, name: str, builder: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call a registry entry; a keyword it does not take becomes one UsageError line."""
-    try:
-        return builder(*args, **kwargs)
-    except TypeError as exc:
-        if "unexpected keyword" in str(exc) or "got multiple values" in str(exc):
-            accepted = [p for p in inspect.signature(builder).parameters if p not in ("params", "optimizer")]
-            raise UsageError(f"{kind} '{name}' does not accept that option ({exc}); it takes: "
-                             f"{', '.join(accepted)}") from exc
-        raise
-
-
-def build_model(config: TrainConfig, num_classes: int, in_channels: int) -> nn.Module:
-    assert config.arch
-    builder = registry("architectures").get(config.arch)
-    return _call("architecture", config.arch, builder, num_classes=num_classes, in_channels=in_channels,
-                 **config.arch_options)
-
-
-def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    builder = registry("optimizers").get(config.optimizer)
-    options = dict(config.optimizer_options)
-    if config.momentum is not None:
-        if "momentum" not in inspect.signature(builder).parameters:
-            raise UsageError(f"optimizer '{config.optimizer}' has no momentum; drop --momentum")
-        options["momentum"] = config.momentum
-    assert config.lr is not None
-    params = param_groups(model, config.weight_decay, decay_bn_bias=config.decay_bn_bias)
-    return _call("optimizer", config.optimizer, builder, params, lr=config.lr,
-                 weight_decay=config.weight_decay, **options)
-
-
-def build_schedule(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> Schedule:
-    builder = registry("schedulers").get(config.scheduler)
-    schedule = _call("scheduler", config.scheduler, builder, optimizer, epochs=config.epochs,
-                     steps_per_epoch=steps_per_epoch, **config.sched_options)
-    if not isinstance(schedule, Schedule):
-        raise UsageError(f"scheduler '{config.scheduler}' returned {type(schedule).__name__}, not a Schedule")
-    schedule.warmup_steps = warmup_steps(config.warmup_epochs, steps_per_epoch)
-    return schedule
 
 
 def unwrap(model: nn.Module) -> nn.Module:
