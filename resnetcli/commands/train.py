@@ -87,6 +87,9 @@ def train_command(
         "--name", help="Run name under runs/. \\[default: <arch>-<timestamp>]", rich_help_panel=_RUN)] = None,
     resume: Annotated[str | None, typer.Option(
         "--resume", help="auto (latest run's last.pt) or a checkpoint path.", rich_help_panel=_RUN)] = None,
+    overwrite: Annotated[bool | None, typer.Option(
+        "--overwrite", help="Start over in an --output folder that already holds a run (its checkpoints, "
+        "metrics and logs are deleted).", rich_help_panel=_RUN)] = None,
     checkpoint_every: Annotated[int | None, typer.Option(
         "--checkpoint-every", help="Also keep checkpoints/epoch_NNN.pt every N epochs.",
         rich_help_panel=_RUN)] = None,
@@ -124,7 +127,8 @@ def train_command(
         "decay_bn_bias": False if no_decay_bn_bias else None, "warmup_epochs": warmup_epochs,
         "grad_clip": grad_clip, "label_smoothing": label_smoothing, "augment": augment,
         "image_size": image_size, "mixup": mixup, "output": str(output) if output is not None else None,
-        "name": name, "resume": resume, "checkpoint_every": checkpoint_every, "log_level": log_level,
+        "name": name, "resume": resume, "overwrite": overwrite, "checkpoint_every": checkpoint_every,
+        "log_level": log_level,
         "max_steps": max_steps, "seed": seed, "device": device, "amp": amp, "amp_dtype": amp_dtype,
         "channels_last": channels_last, "compile": compile_, "workers": workers, "drop_last": drop_last,
     }

@@ -58,6 +58,7 @@ class TrainConfig:
     runs_dir: str = "runs"
     name: str | None = None
     resume: str | None = None
+    overwrite: bool = False  # start over in an --output folder that already holds a run
     checkpoint_every: int = 0
     log_level: str = "INFO"
     log_every: int = 20
