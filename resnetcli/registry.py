@@ -63,8 +63,22 @@ class Entry:
             self._loaded = obj
         return self._loaded
 
-    def description(self) -> str:
-        """First line of the entry's docstring (imports the entry)."""
+    def description(self, *, load: bool = False) -> str:
+        """First line of the entry's docstring: read from its module's source without importing it, unless
+        `load`, already loaded, or the source cannot tell (then the entry is imported)."""
+        if not load and self._loaded is None:
+            from resnetcli.plugin_docs import SourceProblem, source_description
+
+            try:
+                found = source_description(self.value)
+            except SourceProblem as exc:
+                raise PluginError(
+                    f"{_SINGULAR[self.kind]} '{self.name}' from distribution '{self.distribution}' "
+                    f"cannot load ({self.value}): {exc} (read from its source; `resnetcli --verbose list` "
+                    "imports it)"
+                ) from None
+            if found is not None:
+                return found
         doc = getattr(self.load(), "__doc__", None) or ""
         return doc.strip().splitlines()[0] if doc.strip() else ""
 
@@ -113,7 +127,13 @@ def unknown_name_message(what: str, name: str, known: list[str]) -> str:
 
 def _distribution_name(ep: md.EntryPoint) -> str:
     dist = getattr(ep, "dist", None)
-    return dist.metadata["Name"] if dist is not None else "<unknown distribution>"
+    return _metadata_name(dist) if dist is not None else "<unknown distribution>"
+
+
+@cache
+def _metadata_name(dist: md.Distribution) -> str:
+    # one METADATA parse per distribution, not per entry: the parse was most of `resnetcli list`'s own time
+    return dist.metadata["Name"]
 
 
 @cache

@@ -1,4 +1,9 @@
-"""`resnetcli list [KIND]`: what the registry holds, and which plugins failed."""
+"""`resnetcli list [KIND]`: what the registry holds, and which plugins failed.
+
+Descriptions are read from each entry's source, so listing imports neither torch nor any plugin; with
+`resnetcli --verbose list` every entry is imported instead, which shows the real import error of a broken
+plugin and the entry point each name comes from.
+"""
 
 from __future__ import annotations
 
@@ -27,24 +32,28 @@ def list_command(
     from rich.markup import escape
     from rich.table import Table
 
+    from resnetcli.cli import verbose
     from resnetcli.console import out
     from resnetcli.errors import ResnetCliError
     from resnetcli.registry import registry
 
+    load = verbose()
     kinds = [kind] if kind else list(GROUPS)
     table = Table(title="resnetcli registry", show_lines=False)
-    for column in ("name", "kind", "distribution", "description"):
+    columns = ["name", "kind", "distribution", "description"] + (["entry point"] if load else [])
+    for column in columns:
         table.add_column(column, overflow="fold")
     problems: list[str] = []
     for k in kinds:
         reg = registry(k)  # raises UsageError (with suggestions) for an unknown kind
         for entry in reg:
             try:
-                description = entry.description()
+                description = entry.description(load=load)
             except ResnetCliError as exc:
                 problems.append(str(exc))
                 continue
-            table.add_row(entry.name, k, entry.distribution, escape(description))
+            row = [entry.name, k, entry.distribution, escape(description)]
+            table.add_row(*row, *([escape(entry.value)] if load else []))
         for name, dists in sorted(reg.conflicts.items()):
             problems.append(
                 f"{k[:-1]} '{name}' is registered by {' and '.join(dists)}; it is unusable until one is removed"
