@@ -121,16 +121,16 @@ def build_network(arch: dict[str, Any], path: Path) -> nn.Module:
 
     name = str(arch.get("name"))
     try:
-        builder = registry("architectures").get(name)
+        entry = registry("architectures").entry(name)
     except (UsageError, PluginError) as exc:
         raise CheckpointError(
             f"checkpoint {path} was trained with architecture '{name}', which cannot be built here ({exc}); "
             "install the plugin that provides it"
         ) from None
     try:
-        return builder(num_classes=int(arch["num_classes"]), in_channels=int(arch.get("in_channels", 3)),
-                       **dict(arch.get("options") or {}))
-    except (TypeError, ValueError, KeyError) as exc:
+        return entry.build(options=dict(arch.get("options") or {}), expect=nn.Module,
+                           num_classes=int(arch["num_classes"]), in_channels=int(arch.get("in_channels", 3)))
+    except (UsageError, KeyError) as exc:
         raise CheckpointError(
             f"checkpoint {path}: architecture '{name}' refuses the stored settings {arch} ({exc})"
         ) from None

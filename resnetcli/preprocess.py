@@ -16,7 +16,6 @@ interrupted run never leaves something that looks like a finished dataset.
 from __future__ import annotations
 
 import csv
-import inspect
 import io
 import multiprocessing
 import os
@@ -179,16 +178,15 @@ def _resolve_source(
         if root is not None:
             raise UsageError("--root is for named datasets (for example --input cifar10 --root DIR)")
         name, where = detect_dataset(path) or "folder", path
-    params = inspect.signature(reg.get(name)).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    entry = reg.entry(name)
     options: dict[str, Any] = {}
     for key, (value, flag) in folder_options.items():
-        if key in params or takes_any:
+        if entry.accepts(key):
             options[key] = value
         elif flag is not None:
             raise UsageError(f"{flag} applies to image folders; dataset '{name}' does not take it")
     for key, value in general_options.items():
-        if key in params or takes_any:
+        if entry.accepts(key):
             options[key] = value
     return name, where, options
 

@@ -4,18 +4,23 @@ resnetcli's own built-ins are declared in its pyproject.toml under the same entr
 third-party plugin uses, so every run exercises the plugin mechanism. Discovery reads metadata only;
 an entry's module is imported the first time that entry is used, and a failure to import is reported
 with the distribution's name instead of taking the whole tool down (as flake8's plugin finder does).
+
+Every caller builds an entry the same way, `Entry.build(*args, options=..., **fixed)`: the entry reads its
+builder's signature once when it loads, refuses options the builder does not take (UsageError naming what
+it takes), and reports a third-party builder's own failure as one PluginError line naming its distribution.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib.metadata as md
-from collections.abc import Callable, Iterator
+import inspect
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from resnetcli.errors import PluginError, UsageError
+from resnetcli.errors import PluginError, ResnetCliError, UsageError
 
 #: kind (as typed on the command line) -> entry-point group
 GROUPS: dict[str, str] = {
@@ -45,23 +50,69 @@ class Entry:
     distribution: str
     _ep: md.EntryPoint = field(repr=False)
     _loaded: Any = field(default=None, repr=False)
+    #: keyword names the builder takes, read from its signature when it loads
+    _params: tuple[str, ...] = field(default=(), repr=False)
+    #: the builder takes **kwargs (or has no readable signature): any option is passed through to it
+    _takes_any: bool = field(default=False, repr=False)
+
+    @property
+    def label(self) -> str:
+        """"optimizer 'adam' from distribution 'resnetcli'", the way every message names an entry."""
+        return f"{_SINGULAR[self.kind]} '{self.name}' from distribution '{self.distribution}'"
 
     def load(self) -> Callable[..., Any]:
         if self._loaded is None:
             try:
                 obj = self._ep.load()
             except Exception as exc:  # a plugin may raise anything on import
-                raise PluginError(
-                    f"{_SINGULAR[self.kind]} '{self.name}' from distribution '{self.distribution}' "
-                    f"failed to load ({self.value}): {type(exc).__name__}: {exc}"
-                ) from exc
+                raise PluginError(f"{self.label} failed to load ({self.value}): {type(exc).__name__}: {exc}") from exc
             if not callable(obj):
                 raise PluginError(
-                    f"{_SINGULAR[self.kind]} '{self.name}' from distribution '{self.distribution}' "
-                    f"points at {self.value}, which is a {type(obj).__name__}, not a callable"
+                    f"{self.label} points at {self.value}, which is a {type(obj).__name__}, not a callable"
                 )
+            self._params, self._takes_any = _keywords(obj)
             self._loaded = obj
         return self._loaded
+
+    def accepts(self, option: str) -> bool:
+        """Does the builder take the keyword `option`?"""
+        self.load()
+        return self._takes_any or option in self._params
+
+    def build(
+        self, *args: Any, options: Mapping[str, Any] | None = None, expect: type | None = None, **fixed: Any
+    ) -> Any:
+        """Call the builder with the caller's `args`/`fixed` arguments and the user's `options`.
+
+        Options it does not take are a UsageError listing the ones it does (the caller's own arguments
+        excluded); a third-party builder that raises is one PluginError line; `expect` checks the result.
+        """
+        builder = self.load()
+        options = dict(options or {})
+        taken = set(self._params[: len(args)]) | set(fixed)
+        unknown = sorted(k for k in options if k in taken or not self.accepts(k))
+        if unknown:
+            accepted = [p for p in self._params if p not in taken]
+            more = " (and any keyword its builder forwards)" if self._takes_any else ""
+            raise UsageError(
+                f"{self.label} does not take option(s) {', '.join(unknown)}; "
+                f"it takes: {', '.join(accepted) or 'none'}{more}"
+            )
+        try:
+            result = builder(*args, **fixed, **options)
+        except ResnetCliError:
+            raise
+        except Exception as exc:  # a plugin may raise anything
+            if self.distribution != _OWN_DISTRIBUTION:
+                raise PluginError(f"{self.label} failed: {type(exc).__name__}: {exc}") from exc
+            if options and isinstance(exc, (TypeError, ValueError)):  # torch refusing a value the user gave
+                raise UsageError(f"{self.label} refused its options {options}: {exc}") from exc
+            raise  # a bug of our own keeps its traceback
+        if expect is not None and not isinstance(result, expect):
+            raise PluginError(
+                f"{self.label} returned a {type(result).__name__}, not a {expect.__module__}.{expect.__qualname__}"
+            )
+        return result
 
     def description(self, *, load: bool = False) -> str:
         """First line of the entry's docstring: read from its module's source without importing it, unless
@@ -115,6 +166,25 @@ class Registry:
     def get(self, name: str) -> Callable[..., Any]:
         """The loaded callable registered under `name`."""
         return self.entry(name).load()
+
+    def build(self, name: str, *args: Any, options: Mapping[str, Any] | None = None, expect: type | None = None,
+              **fixed: Any) -> Any:
+        """Shorthand for `self.entry(name).build(...)`."""
+        return self.entry(name).build(*args, options=options, expect=expect, **fixed)
+
+
+_OWN_DISTRIBUTION = "resnetcli"
+_OPTION_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def _keywords(builder: Callable[..., Any]) -> tuple[tuple[str, ...], bool]:
+    """(parameter names in order, takes **kwargs) of a builder, read once from its signature."""
+    try:
+        params = inspect.signature(builder).parameters.values()
+    except (TypeError, ValueError):  # some C callables have no signature: let the call decide
+        return (), True
+    names = tuple(p.name for p in params if p.kind in _OPTION_KINDS)
+    return names, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 def unknown_name_message(what: str, name: str, known: list[str]) -> str:

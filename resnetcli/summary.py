@@ -67,9 +67,9 @@ def summarize_arch(
     num_classes defaults to 1000 for ImageNet-style networks and 10 for CIFAR-style ones; input_size to the
     network's `default_input_size` (224 when it declares none).
     """
-    from resnetcli.registry import get
+    from resnetcli.registry import registry
 
-    build = get("architectures", arch)
+    entry = registry("architectures").entry(arch)
     options = dict(options or {})
     if num_classes is not None and num_classes < 1:
         raise UsageError(f"--num-classes must be at least 1, got {num_classes}")
@@ -77,23 +77,15 @@ def summarize_arch(
         raise UsageError(f"--in-channels must be at least 1, got {in_channels}")
 
     def make(n: int, device: str) -> nn.Module:
-        try:
-            with torch.device(device):
-                model = build(n, in_channels, **options)
-        except ResnetCliError:
-            raise
-        except TypeError as exc:
-            raise UsageError(f"architecture '{arch}' rejected its options {sorted(options)}: {exc}") from exc
-        if not isinstance(model, nn.Module):
-            raise UsageError(f"architecture '{arch}' returned a {type(model).__name__}, not a torch.nn.Module")
-        return model
+        with torch.device(device):
+            return entry.build(n, in_channels, options=options, expect=nn.Module)
 
     device = "meta"
     try:
         model = make(num_classes or 1000, device)
-    except ResnetCliError:
+    except UsageError:
         raise
-    except Exception:  # a plugin that cannot be built on the meta device is built for real
+    except Exception:  # a plugin that cannot be built on the meta device (PluginError) is built for real
         device = "cpu"
         model = make(num_classes or 1000, device)
     default_size = int(getattr(model, "default_input_size", 224))

@@ -113,7 +113,7 @@ def test_linear_warmup_overlays_the_first_batches(name: str) -> None:
     sched.warmup_steps = 8
     sched.start()
     seen = [sched.lr()]
-    for epoch in range(10):
+    for _epoch in range(10):
         for _ in range(4):
             sched.optimizer.step()
             sched.step_batch()
@@ -147,9 +147,19 @@ def test_schedule_state_survives_a_weights_only_checkpoint(name: str, tmp_path: 
 
 
 def test_unknown_scheduler_option_is_a_usage_error() -> None:
+    from resnetcli.engine.build import build_schedule
     from resnetcli.engine.config import TrainConfig
-    from resnetcli.engine.trainer import build_schedule
 
     config = TrainConfig(scheduler="cosine", sched_options={"T_maxx": 3})
-    with pytest.raises(UsageError, match=r"scheduler 'cosine' does not accept.*T_max"):
+    with pytest.raises(UsageError, match=r"scheduler 'cosine' from distribution 'resnetcli' does not take "
+                                         r"option\(s\) T_maxx; it takes: T_max, eta_min, interval$"):
         build_schedule(config, _sgd(), 4)
+
+
+@pytest.mark.parametrize("name", registry("optimizers").names())
+def test_unknown_optimizer_option_names_the_ones_it_takes(name: str) -> None:
+    """No optimizer forwards **kwargs to torch: a typo is refused before torch sees it, listing the options."""
+    entry = registry("optimizers").entry(name)
+    refused = rf"optimizer '{name}' .* does not take option\(s\) betaz; it takes: weight_decay, "
+    with pytest.raises(UsageError, match=refused):
+        entry.build([nn.Parameter(torch.zeros(1))], options={"betaz": 1}, lr=0.1)

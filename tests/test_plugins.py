@@ -41,7 +41,7 @@ def _run(args: list[str], site: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _install(["tinyplug", "brokenplug", "clashplug"], tmp_path_factory.mktemp("plugins"))
+    return _install(["tinyplug", "brokenplug", "clashplug", "raiseplug"], tmp_path_factory.mktemp("plugins"))
 
 
 def test_installed_plugin_appears_in_list(plugin_site: Path) -> None:
@@ -86,6 +86,28 @@ def test_entry_that_is_not_callable_is_refused(plugin_site: Path) -> None:
     proc = _run(["summarize", "--arch", "notcallable"], plugin_site)
     assert proc.returncode == 5
     assert "not a callable" in proc.stderr and "clashplug" in proc.stderr
+
+
+def _error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
+def test_plugin_builder_that_raises_is_one_line_naming_its_distribution(plugin_site: Path) -> None:
+    proc = _run(["summarize", "--arch", "raisenet"], plugin_site)
+    assert proc.returncode == 5
+    line = _error_line(proc)
+    assert "architecture 'raisenet' from distribution 'raiseplug' failed" in line
+    assert "RuntimeError: raisenet cannot build width 8" in line
+
+
+def test_plugin_option_it_does_not_take_lists_the_ones_it_does(plugin_site: Path) -> None:
+    proc = _run(["summarize", "--arch", "tinynet", "--arch-option", "widht=4"], plugin_site)
+    assert proc.returncode == 2
+    line = _error_line(proc)
+    assert "architecture 'tinynet' from distribution 'tinyplug' does not take option(s) widht" in line
+    assert line.endswith("it takes: width")
 
 
 def test_readme_plugin_example_is_the_tested_one() -> None:

@@ -150,7 +150,18 @@ class _NeedsRealNumbers(nn.Module):
 
 
 def test_falls_back_to_a_real_tensor_when_meta_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("resnetcli.registry.get", lambda kind, name: _NeedsRealNumbers)
+    import importlib.metadata as md
+    import sys
+    import types
+
+    from resnetcli.registry import Entry, registry
+
+    module = types.ModuleType("needs_real_numbers")
+    module.build = _NeedsRealNumbers  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "needs_real_numbers", module)
+    ep = md.EntryPoint(name="plugin-net", value="needs_real_numbers:build", group="resnetcli.architectures")
+    entry = Entry(kind="architectures", name="plugin-net", value=ep.value, distribution="someplug", _ep=ep)
+    monkeypatch.setitem(registry("architectures").entries, "plugin-net", entry)
     summary = summarize_arch("plugin-net", num_classes=3, in_channels=2)
     assert summary.input_size == 8
     assert [row.output_shape for row in summary.layers] == [[8, 8, 2], [6, 6, 4], [3]]

@@ -155,10 +155,5 @@ def build_pipeline(
         if options:
             raise UsageError("--aug-option applies to named pipelines, not to a pipeline file")
         return load_pipeline_file(name, train=train, image_size=image_size, mean=mean, std=std)
-    builder = registry("augmentations").get(name)
-    try:
-        return builder(train=train, image_size=image_size, mean=tuple(mean), std=tuple(std), **dict(options or {}))
-    except TypeError as exc:
-        if "unexpected keyword" in str(exc):
-            raise UsageError(f"augmentation '{name}' does not take that option ({exc})") from exc
-        raise
+    return registry("augmentations").build(name, options=options, train=train, image_size=image_size,
+                                           mean=tuple(mean), std=tuple(std))

@@ -10,7 +10,6 @@ The built-in builders live in resnetcli/data/sources.py; image decoding in resne
 
 from __future__ import annotations
 
-import inspect
 import os
 import random
 from collections.abc import Sequence
@@ -276,20 +275,6 @@ def open_source(spec: str | os.PathLike[str], root: str | os.PathLike[str] | Non
 
 def build_source(name: str, root: str | os.PathLike[str] | None, **options: Any) -> Source:
     """Call the registered builder `name`, refusing options it does not take with one clear line."""
-    from resnetcli.registry import get
+    from resnetcli.registry import registry
 
-    builder = get("datasets", name)
-    try:
-        inspect.signature(builder).bind(root, **options)
-    except TypeError:
-        params = [p for p in inspect.signature(builder).parameters if p != "root"]
-        bad = ", ".join(sorted(set(options) - set(params))) or "?"
-        raise UsageError(
-            f"dataset '{name}' does not take option(s) {bad}; it takes: {', '.join(params) or 'none'}"
-        ) from None
-    source = builder(root, **options)
-    if not isinstance(source, Source):
-        from resnetcli.errors import PluginError
-
-        raise PluginError(f"dataset '{name}' returned a {type(source).__name__}, not a resnetcli.data.Source")
-    return source
+    return registry("datasets").build(name, root, options=options, expect=Source)

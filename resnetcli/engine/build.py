@@ -3,10 +3,8 @@ schedule from their registries."""
 
 from __future__ import annotations
 
-import inspect
 import math
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -69,43 +67,27 @@ def check_config(config: TrainConfig) -> None:
         raise UsageError(f"log_every must be at least 1, got {config.log_every}")
 
 
-def _call(kind: str, name: str, builder: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call a registry entry; a keyword it does not take becomes one UsageError line."""
-    try:
-        return builder(*args, **kwargs)
-    except TypeError as exc:
-        if "unexpected keyword" in str(exc) or "got multiple values" in str(exc):
-            accepted = [p for p in inspect.signature(builder).parameters if p not in ("params", "optimizer")]
-            raise UsageError(f"{kind} '{name}' does not accept that option ({exc}); it takes: "
-                             f"{', '.join(accepted)}") from exc
-        raise
-
-
 def build_model(config: TrainConfig, num_classes: int, in_channels: int) -> nn.Module:
     assert config.arch
-    builder = registry("architectures").get(config.arch)
-    return _call("architecture", config.arch, builder, num_classes=num_classes, in_channels=in_channels,
-                 **config.arch_options)
+    return registry("architectures").build(config.arch, options=config.arch_options, expect=nn.Module,
+                                           num_classes=num_classes, in_channels=in_channels)
 
 
 def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    builder = registry("optimizers").get(config.optimizer)
+    entry = registry("optimizers").entry(config.optimizer)
     options = dict(config.optimizer_options)
     if config.momentum is not None:
-        if "momentum" not in inspect.signature(builder).parameters:
+        if not entry.accepts("momentum"):
             raise UsageError(f"optimizer '{config.optimizer}' has no momentum; drop --momentum")
         options["momentum"] = config.momentum
     assert config.lr is not None
     params = param_groups(model, config.weight_decay, decay_bn_bias=config.decay_bn_bias)
-    return _call("optimizer", config.optimizer, builder, params, lr=config.lr,
-                 weight_decay=config.weight_decay, **options)
+    return entry.build(params, options=options, expect=torch.optim.Optimizer, lr=config.lr,
+                       weight_decay=config.weight_decay)
 
 
 def build_schedule(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> Schedule:
-    builder = registry("schedulers").get(config.scheduler)
-    schedule = _call("scheduler", config.scheduler, builder, optimizer, epochs=config.epochs,
-                     steps_per_epoch=steps_per_epoch, **config.sched_options)
-    if not isinstance(schedule, Schedule):
-        raise UsageError(f"scheduler '{config.scheduler}' returned {type(schedule).__name__}, not a Schedule")
+    schedule = registry("schedulers").build(config.scheduler, optimizer, options=config.sched_options,
+                                            expect=Schedule, epochs=config.epochs, steps_per_epoch=steps_per_epoch)
     schedule.warmup_steps = warmup_steps(config.warmup_epochs, steps_per_epoch)
     return schedule

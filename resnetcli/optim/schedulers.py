@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch.optim import lr_scheduler
@@ -30,10 +29,8 @@ def _interval(value: str) -> Interval:
     return value  # type: ignore[return-value]
 
 
-def constant(optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int, **options: Any) -> Schedule:
+def constant(optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int) -> Schedule:
     """A constant learning rate."""
-    if options:
-        raise TypeError(f"constant() got an unexpected keyword argument '{next(iter(options))}'")
     return Schedule(lr_scheduler.LambdaLR(optimizer, lambda _: 1.0), interval="epoch")
 
 
