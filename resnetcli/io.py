@@ -7,14 +7,15 @@ a full disk or Ctrl-C leaves either the previous file or none, never a half-writ
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from io import StringIO
 from pathlib import Path
 from typing import Any
-
 
 _UMASK: list[int] = []
 
@@ -54,6 +55,20 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def csv_text(header: Sequence[Any], rows: Iterable[Sequence[Any]]) -> str:
+    """A header line and rows, comma-separated with csv's quoting and '\n' line ends: the one CSV dialect."""
+    buffer = StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_csv(path: str | os.PathLike[str], header: Sequence[Any], rows: Iterable[Sequence[Any]]) -> None:
+    """csv_text(header, rows) written atomically to `path`."""
+    write_text(path, csv_text(header, rows))
 
 
 @contextlib.contextmanager
