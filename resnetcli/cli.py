@@ -23,19 +23,20 @@ def verbose() -> bool:
     return _state["verbose"]
 
 
+#: Typer vendors click and exports only BadParameter of its exceptions; the usage error it derives from is
+#: what every bad or missing option and unknown command raises (public API, no import of its private modules)
+_ParseError: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
 class _Group(TyperGroup):
     """Catches ResnetCliError once, for the console script and for CliRunner alike."""
 
     def invoke(self, ctx: typer.Context) -> Any:
-        # typer vendors click; its UsageError (bad or missing option, unknown command) is not exported
-        from typer._click.exceptions import NoArgsIsHelpError
-        from typer._click.exceptions import UsageError as ParseError
-
         try:
             return super().invoke(ctx)
-        except NoArgsIsHelpError:
-            raise
-        except ParseError as exc:
+        except _ParseError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `resnetcli train` alone: help, as typer prints it
+                raise  # (typer itself recognises this one by name, without importing it)
             # one line like every other error, instead of a usage block and a boxed message
             where = exc.ctx.command_path if exc.ctx is not None else "resnetcli"
             report_error(ResnetCliError(f"{exc.format_message()} (see `{where} --help`)"))

@@ -104,3 +104,52 @@ def test_shell_completion_is_offered() -> None:
     env = {**os.environ, "_RESNETCLI_COMPLETE": "complete_bash", "COMP_WORDS": "resnetcli li", "COMP_CWORD": "1"}
     proc = subprocess.run([str(BIN / "resnetcli")], env=env, capture_output=True, text=True, check=False)
     assert "list" in proc.stdout
+
+
+def _short_flag_meanings() -> dict[str, dict[str, str]]:
+    """short flag -> {command: the long flag it stands for}, read from the click command tree typer builds."""
+    import typer
+
+    root = typer.main.get_command(app)
+    commands = {"resnetcli": root, **root.commands}  # type: ignore[attr-defined]
+    meanings: dict[str, dict[str, str]] = {}
+    for name, command in commands.items():
+        for param in command.params:
+            flags = [*param.opts, *param.secondary_opts]
+            long = next((f for f in flags if f.startswith("--")), param.name)
+            for short in (f for f in flags if len(f) == 2 and f[0] == "-" and f[1] != "-"):
+                meanings.setdefault(short, {})[name] = long
+    return meanings
+
+
+def test_no_short_flag_has_two_meanings() -> None:
+    meanings = _short_flag_meanings()
+    clashes = {short: uses for short, uses in meanings.items() if len(set(uses.values())) > 1}
+    assert not clashes
+    assert set(meanings["-o"].values()) == {"--output"} and set(meanings["-c"].values()) == {"--checkpoint"}
+    assert {"train", "test", "predict", "preprocess"} <= set(meanings["-o"])
+
+
+def test_shared_options_keep_their_flags_in_every_command() -> None:
+    """An option of resnetcli/commands/common.py never appears with other short flags than the shared ones."""
+    from resnetcli.commands.common import FLAGS
+
+    meanings = _short_flag_meanings()
+    for flags in FLAGS.values():
+        long, shorts = flags[0], set(flags[1:])
+        for short, uses in meanings.items():
+            if long in uses.values():
+                assert short in shorts, (long, short, uses)
+
+
+def test_a_bad_flag_is_one_error_line() -> None:
+    result = runner.invoke(app, ["train", "--epochz", "3"])
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: No such option: --epochz"), result.stderr
+    assert "resnetcli train --help" in lines[0]
+
+
+def test_cli_imports_no_private_typer_module() -> None:
+    source = (Path(__file__).parents[1] / "resnetcli").rglob("*.py")
+    assert not [p.name for p in source if "typer._" in p.read_text(encoding="utf-8")]

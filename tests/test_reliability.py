@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import torch
+from helpers_cli import one_error_line
 from helpers_evaluate import CLASSES, TrainedRun, train_once, write_tree
 from helpers_forker import Forker, shared_forker
 from typer.testing import CliRunner
@@ -29,20 +30,6 @@ from resnetcli.errors import CheckpointError, DataError
 
 runner = CliRunner()
 QUIET_TRAIN = ["--workers", "0", "--device", "cpu", "--log-level", "WARNING"]
-
-
-def one_error_line(result: Any, code: int, *, warnings: int = 0) -> str:
-    """stderr is one 'error:' line (after `warnings` 'warning:' lines, one per skipped file, where the command
-    promises them), nothing went to stdout, and the exit code is `code`."""
-    assert result.exit_code == code, (result.exit_code, result.output)
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == warnings + 1, result.stderr
-    assert all(line.startswith("warning: ") for line in lines[:-1]), result.stderr
-    assert lines[-1].startswith("error: "), result.stderr
-    lines = lines[-1:]
-    assert not result.stdout.strip(), result.stdout
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

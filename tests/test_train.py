@@ -158,7 +158,7 @@ def test_every_shipped_recipe_resolves() -> None:
 
 @pytest.mark.parametrize("flags, match", [
     (["--epochs", "0"], "--epochs must be at least 1"),
-    (["--lr", "0"], "--lr must be a positive number"),
+    (["--lr", "0"], "--lr must be greater than 0"),
     (["--mixup", "0.2", "--batch-size", "1"], "--mixup .* needs --batch-size of at least 2"),
     (["--batch-size", "64"], r"--batch-size 64 is larger than the \d+ training images.*--no-drop-last"),
     (["--optimizer", "adamm"], "unknown optimizer 'adamm'; did you mean adam.* Known: adam, adamw, rmsprop"),

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from resnetcli.commands.common import Arch, ArchOption, option
+
 
 class Format(str, Enum):
     table = "table"
@@ -15,7 +17,7 @@ class Format(str, Enum):
 
 
 def summarize_command(
-    arch: Annotated[str, typer.Option("--arch", "-a", help="Registered architecture (see `resnetcli list architectures`).")],
+    arch: Arch,
     num_classes: Annotated[
         int | None,
         typer.Option(help="Classes of the head. Default: 1000 for ImageNet-style networks, 10 for CIFAR-style.",
@@ -27,12 +29,9 @@ def summarize_command(
                      show_default=False),
     ] = None,
     in_channels: Annotated[int, typer.Option(help="Input channels (1 for grayscale).")] = 3,
-    output_format: Annotated[Format, typer.Option("--format", "-f", help="table, json or markdown.")] = Format.table,
+    output_format: Annotated[Format, option("format", "table, json or markdown.")] = Format.table,
     depth: Annotated[int, typer.Option(help="Nesting shown: 1 = stem, blocks and head; 2 = blocks' inner layers.")] = 1,
-    arch_option: Annotated[
-        list[str] | None,
-        typer.Option("--arch-option", "-o", help="Architecture switch KEY=VALUE (repeatable), e.g. shortcut=B, depth=74."),
-    ] = None,
+    arch_option: ArchOption = None,
 ) -> None:
     """Print a network's layers: output sizes, kernels, strides, parameters, MACs and activation memory."""
     from resnetcli.console import out

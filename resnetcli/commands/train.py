@@ -1,6 +1,8 @@
 """`resnetcli train`: flags -> a TrainConfig -> resnetcli.engine.trainer.train (all work happens there).
 
-Every flag defaults to None so that only the flags a user actually typed override the YAML config.
+Every flag defaults to None so that only the flags a user actually typed override the YAML config. Each
+flag's help and default come from the TrainConfig field it sets (resnetcli/engine/config.py), so the help
+cannot drift from what the config does.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ from typing import Annotated, Any
 
 import typer
 
+from resnetcli.commands.common import option
+from resnetcli.engine.config import describe
+
 _DATA = "Data"
 _MODEL = "Model"
 _OPT = "Optimization"
@@ -18,105 +23,68 @@ _RUN = "Run folder and checkpoints"
 _SPEED = "Speed and scale"
 
 
+def _flag(key: str, *decls: str, panel: str, **settings: Any) -> Any:
+    """A train flag whose help is config field `key`'s description and default."""
+    return typer.Option(*decls, help=describe(key), rich_help_panel=panel, **settings)
+
+
+def _options(key: str, *decls: str, panel: str, example: str) -> Any:
+    """A repeatable KEY=VALUE flag filling the config's option map `key`."""
+    return typer.Option(*decls, metavar="K=V", help=f"{describe(key)} KEY=VALUE, repeatable; e.g. {example}.",
+                        rich_help_panel=panel)
+
+
 def train_command(
-    data: Annotated[str | None, typer.Option(
-        "--data", "-d", help="Processed folder, image folder, CIFAR folder, or dataset name (cifar10...).",
-        rich_help_panel=_DATA)] = None,
-    data_option: Annotated[list[str] | None, typer.Option(
-        "--data-option", metavar="K=V", help="Option for the dataset builder (repeatable), e.g. root=~/data.",
-        rich_help_panel=_DATA)] = None,
-    val_split: Annotated[str | None, typer.Option(
-        "--val-split", help="Split used for validation: auto (val, else test), a split name, or none.",
-        rich_help_panel=_DATA)] = None,
-    arch: Annotated[str | None, typer.Option(
-        "--arch", "-a", help="Architecture (see `resnetcli list architectures`).", rich_help_panel=_MODEL)] = None,
-    arch_option: Annotated[list[str] | None, typer.Option(
-        "--arch-option", metavar="K=V", help="Architecture option (repeatable), e.g. shortcut=A.",
-        rich_help_panel=_MODEL)] = None,
-    optimizer: Annotated[str | None, typer.Option(
-        "--optimizer", help="sgd, sgd-nesterov, adam, adamw, rmsprop, or a plugin's. \\[default: sgd]",
-        rich_help_panel=_OPT)] = None,
-    opt_option: Annotated[list[str] | None, typer.Option(
-        "--opt-option", metavar="K=V", help="Optimizer option (repeatable), e.g. betas=[0.9,0.99].",
-        rich_help_panel=_OPT)] = None,
-    scheduler: Annotated[str | None, typer.Option(
-        "--scheduler", help="constant, step, multistep, cosine, plateau, onecycle. \\[default: cosine]",
-        rich_help_panel=_OPT)] = None,
-    sched_option: Annotated[list[str] | None, typer.Option(
-        "--sched-option", metavar="K=V", help="Scheduler option (repeatable), e.g. T_max=5 eta_min=1e-5, "
-        "milestones=[0.5,0.75], monitor=val_loss.", rich_help_panel=_OPT)] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", "-e", help="Epochs to train. \\[default: 30]",
-                                               rich_help_panel=_OPT)] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", "-b", help="Batch size per process. "
-                                                   "\\[default: 128]", rich_help_panel=_OPT)] = None,
-    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate. \\[default: 0.1 SGD, 1e-3 Adam/AdamW]",
-                                             rich_help_panel=_OPT)] = None,
-    weight_decay: Annotated[float | None, typer.Option("--weight-decay", "--wd", help="Weight decay. "
-                                                       "\\[default: 1e-4]", rich_help_panel=_OPT)] = None,
-    momentum: Annotated[float | None, typer.Option("--momentum", help="Momentum (SGD, RMSprop). \\[default: 0.9 "
-                                                   "for SGD]", rich_help_panel=_OPT)] = None,
-    no_decay_bn_bias: Annotated[bool | None, typer.Option(
-        "--no-decay-bn-bias", help="No weight decay on biases and normalization weights.",
-        rich_help_panel=_OPT)] = None,
-    warmup_epochs: Annotated[float | None, typer.Option(
-        "--warmup-epochs", help="Linear learning-rate warm-up over this many epochs (per batch).",
-        rich_help_panel=_OPT)] = None,
-    grad_clip: Annotated[float | None, typer.Option(
-        "--grad-clip", help="Clip the gradient norm to this value.", rich_help_panel=_OPT)] = None,
-    label_smoothing: Annotated[float | None, typer.Option(
-        "--label-smoothing", help="Label smoothing epsilon, e.g. 0.1. \\[default: 0 (off)]",
-        rich_help_panel=_OPT)] = None,
-    augment: Annotated[str | None, typer.Option(
-        "--augment", help="Pipeline name (none, cifar, caltech, imagenet) or an albumentations YAML file. "
-        "\\[default: cifar up to 64 px, imagenet above]", rich_help_panel=_AUG)] = None,
-    aug_option: Annotated[list[str] | None, typer.Option(
-        "--aug-option", metavar="K=V", help="Pipeline option (repeatable), e.g. reflect=true.",
-        rich_help_panel=_AUG)] = None,
-    image_size: Annotated[int | None, typer.Option(
-        "--image-size", help="Training image size. \\[default: the model's, capped at the data's own size]",
-        rich_help_panel=_AUG)] = None,
-    mixup: Annotated[float | None, typer.Option(
-        "--mixup", metavar="ALPHA", help="Mixup with Beta(alpha, alpha), e.g. 0.2. \\[default: 0 (off)]",
-        rich_help_panel=_AUG)] = None,
+    data: Annotated[str | None, _flag("data", "--data", "-d", panel=_DATA)] = None,
+    data_option: Annotated[list[str] | None, _options(
+        "data_options", "--data-option", panel=_DATA, example="root=~/data")] = None,
+    val_split: Annotated[str | None, _flag("val_split", "--val-split", panel=_DATA)] = None,
+    arch: Annotated[str | None, option("arch", describe("arch"), rich_help_panel=_MODEL)] = None,
+    arch_option: Annotated[list[str] | None, _options(
+        "arch_options", "--arch-option", panel=_MODEL, example="shortcut=A")] = None,
+    optimizer: Annotated[str | None, _flag("optimizer", "--optimizer", panel=_OPT)] = None,
+    opt_option: Annotated[list[str] | None, _options(
+        "optimizer_options", "--opt-option", panel=_OPT, example="betas=[0.9,0.99]")] = None,
+    scheduler: Annotated[str | None, _flag("scheduler", "--scheduler", panel=_OPT)] = None,
+    sched_option: Annotated[list[str] | None, _options(
+        "sched_options", "--sched-option", panel=_OPT,
+        example="T_max=5 eta_min=1e-5, milestones=[0.5,0.75], monitor=val_loss")] = None,
+    epochs: Annotated[int | None, _flag("epochs", "--epochs", "-e", panel=_OPT)] = None,
+    batch_size: Annotated[int | None, option("batch_size", describe("batch_size"), rich_help_panel=_OPT)] = None,
+    lr: Annotated[float | None, _flag("lr", "--lr", panel=_OPT)] = None,
+    weight_decay: Annotated[float | None, _flag("weight_decay", "--weight-decay", "--wd", panel=_OPT)] = None,
+    momentum: Annotated[float | None, _flag("momentum", "--momentum", panel=_OPT)] = None,
+    decay_bn_bias: Annotated[bool | None, _flag(
+        "decay_bn_bias", "--decay-bn-bias/--no-decay-bn-bias", panel=_OPT)] = None,
+    warmup_epochs: Annotated[float | None, _flag("warmup_epochs", "--warmup-epochs", panel=_OPT)] = None,
+    grad_clip: Annotated[float | None, _flag("grad_clip", "--grad-clip", panel=_OPT)] = None,
+    label_smoothing: Annotated[float | None, _flag("label_smoothing", "--label-smoothing", panel=_OPT)] = None,
+    augment: Annotated[str | None, _flag("augment", "--augment", panel=_AUG)] = None,
+    aug_option: Annotated[list[str] | None, _options(
+        "aug_options", "--aug-option", panel=_AUG, example="reflect=true")] = None,
+    image_size: Annotated[int | None, _flag("image_size", "--image-size", panel=_AUG)] = None,
+    mixup: Annotated[float | None, _flag("mixup", "--mixup", panel=_AUG, metavar="ALPHA")] = None,
     config: Annotated[str | None, typer.Option(
-        "--config", "-c", help="YAML config file, or a shipped recipe name (see resnetcli/configs). "
+        "--config", help="YAML config file, or a shipped recipe name (see resnetcli/configs). "
         "Flags given here override it.", rich_help_panel=_RUN)] = None,
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Run folder. \\[default: runs/<name>]", rich_help_panel=_RUN)] = None,
-    name: Annotated[str | None, typer.Option(
-        "--name", help="Run name under runs/. \\[default: <arch>-<timestamp>]", rich_help_panel=_RUN)] = None,
-    resume: Annotated[str | None, typer.Option(
-        "--resume", help="auto (latest run's last.pt) or a checkpoint path.", rich_help_panel=_RUN)] = None,
-    overwrite: Annotated[bool | None, typer.Option(
-        "--overwrite", help="Start over in an --output folder that already holds a run (its checkpoints, "
-        "metrics and logs are deleted).", rich_help_panel=_RUN)] = None,
-    checkpoint_every: Annotated[int | None, typer.Option(
-        "--checkpoint-every", help="Also keep checkpoints/epoch_NNN.pt every N epochs.",
-        rich_help_panel=_RUN)] = None,
-    log_level: Annotated[str | None, typer.Option(
-        "--log-level", help="DEBUG, INFO, WARNING or ERROR (console and train.log).", rich_help_panel=_RUN)] = None,
+    output: Annotated[Path | None, option("output", describe("output"), rich_help_panel=_RUN)] = None,
+    name: Annotated[str | None, _flag("name", "--name", panel=_RUN)] = None,
+    resume: Annotated[str | None, _flag("resume", "--resume", panel=_RUN)] = None,
+    overwrite: Annotated[bool | None, _flag("overwrite", "--overwrite", panel=_RUN)] = None,
+    checkpoint_every: Annotated[int | None, _flag("checkpoint_every", "--checkpoint-every", panel=_RUN)] = None,
+    log_level: Annotated[str | None, _flag("log_level", "--log-level", panel=_RUN)] = None,
     print_config: Annotated[bool, typer.Option(
         "--print-config", help="Print the resolved config as YAML and exit.", rich_help_panel=_RUN)] = False,
-    max_steps: Annotated[int | None, typer.Option(
-        "--max-steps", help="At most N training batches per epoch (smoke tests).", rich_help_panel=_RUN)] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Random seed. \\[default: 0]",
-                                             rich_help_panel=_SPEED)] = None,
-    device: Annotated[str | None, typer.Option(
-        "--device", help="auto (cuda, then mps, then cpu), cpu, cuda or mps.", rich_help_panel=_SPEED)] = None,
-    amp: Annotated[bool | None, typer.Option(
-        "--amp/--no-amp", help="Mixed precision (autocast).", rich_help_panel=_SPEED)] = None,
-    amp_dtype: Annotated[str | None, typer.Option(
-        "--amp-dtype", help="bf16 (CPU or GPU) or fp16 (GPU, with a GradScaler).", rich_help_panel=_SPEED)] = None,
-    channels_last: Annotated[bool | None, typer.Option(
-        "--channels-last/--no-channels-last", help="NHWC memory format.", rich_help_panel=_SPEED)] = None,
-    compile_: Annotated[bool | None, typer.Option(
-        "--compile/--no-compile", help="torch.compile the model.", rich_help_panel=_SPEED)] = None,
-    workers: Annotated[int | None, typer.Option(
-        "--workers", "-j", help="DataLoader worker processes. \\[default: min(4, CPUs)]",
-        rich_help_panel=_SPEED)] = None,
-    drop_last: Annotated[bool | None, typer.Option(
-        "--drop-last/--no-drop-last", help="Drop the last incomplete training batch. \\[default: drop]",
-        rich_help_panel=_SPEED)] = None,
+    max_steps: Annotated[int | None, _flag("max_steps", "--max-steps", panel=_RUN)] = None,
+    seed: Annotated[int | None, option("seed", describe("seed"), rich_help_panel=_SPEED)] = None,
+    device: Annotated[str | None, option("device", describe("device"), rich_help_panel=_SPEED)] = None,
+    amp: Annotated[bool | None, _flag("amp", "--amp/--no-amp", panel=_SPEED)] = None,
+    amp_dtype: Annotated[str | None, _flag("amp_dtype", "--amp-dtype", panel=_SPEED)] = None,
+    channels_last: Annotated[bool | None, _flag(
+        "channels_last", "--channels-last/--no-channels-last", panel=_SPEED)] = None,
+    compile_: Annotated[bool | None, _flag("compile", "--compile/--no-compile", panel=_SPEED)] = None,
+    workers: Annotated[int | None, option("workers", describe("workers"), rich_help_panel=_SPEED)] = None,
+    drop_last: Annotated[bool | None, _flag("drop_last", "--drop-last/--no-drop-last", panel=_SPEED)] = None,
 ) -> None:
     """Train a network; writes runs/<name>/ (config, metrics, logs, checkpoints, plot, TensorBoard)."""
     from resnetcli.options import parse_key_values
@@ -124,7 +92,7 @@ def train_command(
     flags: dict[str, Any] = {
         "data": data, "val_split": val_split, "arch": arch, "optimizer": optimizer, "scheduler": scheduler,
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "momentum": momentum,
-        "decay_bn_bias": False if no_decay_bn_bias else None, "warmup_epochs": warmup_epochs,
+        "decay_bn_bias": decay_bn_bias, "warmup_epochs": warmup_epochs,
         "grad_clip": grad_clip, "label_smoothing": label_smoothing, "augment": augment,
         "image_size": image_size, "mixup": mixup, "output": str(output) if output is not None else None,
         "name": name, "resume": resume, "overwrite": overwrite, "checkpoint_every": checkpoint_every,

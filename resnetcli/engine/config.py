@@ -1,6 +1,10 @@
-"""The training configuration: one dataclass holding every option of `resnetcli train`.
+"""The training configuration: one validated model holding every option of `resnetcli train`.
 
-Precedence, lowest first: the dataclass defaults < the checkpoint's config (when resuming) < a YAML file
+Every field's type, range and finiteness is declared here and checked when a config (or one layer of it)
+is built, so a bad value is one line naming the option and where it came from, before any work starts.
+Each field's description is also the `train --help` text, followed by its default read from here.
+
+Precedence, lowest first: the defaults < the checkpoint's config (when resuming) < a YAML file
 (--config, a path or a shipped recipe name) < the flags the user actually typed. Everything here is plain
 Python (no torch), so `--print-config` answers at once.
 """
@@ -8,72 +12,112 @@ Python (no torch), so `--print-config` answers at once.
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
+import difflib
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic.dataclasses import dataclass
 
 from resnetcli.errors import UsageError
 from resnetcli.options import load_yaml as parse_yaml
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: strict: a YAML string "0.1" is not a number, true is not 1; no nan or inf anywhere
+_STRICT = ConfigDict(strict=True, allow_inf_nan=False)
+_LOTS = 1_000_000  # an upper bound for counts that only guards against typos like 1e30
 
-@dataclass
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+@dataclass(config=_STRICT)
 class TrainConfig:
     """Every option of a training run (the resolved copy is written to RUN_DIR/config.yaml)."""
 
     # what to train on, and what
-    data: str | None = None
-    data_options: dict[str, Any] = field(default_factory=dict)
-    val_split: str = "auto"  # auto: "val", else "test", else no validation
-    arch: str | None = None
-    arch_options: dict[str, Any] = field(default_factory=dict)
+    data: Annotated[str | None, Field(
+        description="Processed folder, image folder, CIFAR folder, or dataset name (cifar10...).")] = None
+    data_options: dict[str, Any] = Field(default_factory=dict, description="Options for the dataset builder.")
+    val_split: Annotated[str, Field(
+        description="Split used for validation: auto (val, else test), a split name, or none.")] = "auto"
+    arch: Annotated[str | None, Field(description="Architecture (see `resnetcli list architectures`).")] = None
+    arch_options: dict[str, Any] = Field(default_factory=dict, description="Architecture options.")
     # optimization
-    optimizer: str = "sgd"
-    optimizer_options: dict[str, Any] = field(default_factory=dict)
-    lr: float | None = None  # None: the optimizer's usual rate (0.1 for SGD, 1e-3 for Adam/AdamW, 0.01 RMSprop)
-    weight_decay: float = 1e-4
-    momentum: float | None = None  # None: the optimizer's default (0.9 for SGD)
-    decay_bn_bias: bool = True
-    scheduler: str = "cosine"
-    sched_options: dict[str, Any] = field(default_factory=dict)
-    warmup_epochs: float = 0.0
-    epochs: int = 30
-    batch_size: int = 128
-    eval_batch_size: int | None = None
-    drop_last: bool = True
-    grad_clip: float | None = None
+    optimizer: Annotated[str, Field(
+        description="sgd, sgd-nesterov, adam, adamw, rmsprop, or a plugin's.")] = "sgd"
+    optimizer_options: dict[str, Any] = Field(default_factory=dict, description="Optimizer options.")
+    lr: Annotated[float | None, Field(gt=0, le=10, description=(
+        "Learning rate. Default: the optimizer's usual rate (0.1 SGD, 1e-3 Adam/AdamW, 0.01 RMSprop)."))] = None
+    weight_decay: Annotated[float, Field(ge=0, le=1, description="Weight decay.")] = 1e-4
+    momentum: Annotated[float | None, Field(ge=0, lt=1, description=(
+        "Momentum (SGD, RMSprop). Default: the optimizer's default (0.9 for SGD)."))] = None
+    decay_bn_bias: Annotated[bool, Field(description="Weight decay on biases and normalization weights.")] = True
+    scheduler: Annotated[str, Field(description="constant, step, multistep, cosine, plateau, onecycle.")] = "cosine"
+    sched_options: dict[str, Any] = Field(default_factory=dict, description="Scheduler options.")
+    warmup_epochs: Annotated[float, Field(ge=0, le=_LOTS, description=(
+        "Linear learning-rate warm-up over this many epochs (per batch); shorter than --epochs."))] = 0.0
+    epochs: Annotated[int, Field(ge=1, le=_LOTS, description="Epochs to train.")] = 30
+    batch_size: Annotated[int, Field(ge=1, le=65536, description="Batch size per process.")] = 128
+    eval_batch_size: Annotated[int | None, Field(ge=1, le=65536, description=(
+        "Validation batch size. Default: the training batch size."))] = None
+    drop_last: Annotated[bool, Field(description="Drop the last incomplete training batch.")] = True
+    grad_clip: Annotated[float | None, Field(gt=0, le=_LOTS, description=(
+        "Clip the gradient norm to this value. Default: no clipping."))] = None
     # data pipeline and batch-level tricks
-    augment: str | None = None  # None: cifar for images up to 64 px, imagenet above
-    aug_options: dict[str, Any] = field(default_factory=dict)
-    image_size: int | None = None
-    mixup: float = 0.0
-    label_smoothing: float = 0.0
+    augment: Annotated[str | None, Field(description=(
+        "Pipeline name (none, cifar, caltech, imagenet) or an albumentations YAML file. "
+        "Default: cifar up to 64 px, imagenet above."))] = None
+    aug_options: dict[str, Any] = Field(default_factory=dict, description="Augmentation pipeline options.")
+    image_size: Annotated[int | None, Field(ge=8, le=1024, description=(
+        "Training image size. Default: the model's, capped at the data's own size."))] = None
+    mixup: Annotated[float, Field(ge=0, le=100, description="Mixup with Beta(alpha, alpha), e.g. 0.2; 0 is off.")] = 0.0
+    label_smoothing: Annotated[float, Field(ge=0, lt=1, description=(
+        "Label smoothing epsilon, e.g. 0.1; 0 is off."))] = 0.0
     # bookkeeping
-    output: str | None = None
-    runs_dir: str = "runs"
-    name: str | None = None
-    resume: str | None = None
-    overwrite: bool = False  # start over in an --output folder that already holds a run
-    checkpoint_every: int = 0
-    log_level: str = "INFO"
-    log_every: int = 20
-    tensorboard: bool = True
-    plot: bool = True
-    max_steps: int | None = None  # at most this many training batches per epoch (smoke tests)
+    output: Annotated[str | None, Field(description="Run folder. Default: runs/<name>.")] = None
+    runs_dir: Annotated[str, Field(description="Folder that holds the runs.")] = "runs"
+    name: Annotated[str | None, Field(description="Run name under runs/. Default: <arch>-<timestamp>.")] = None
+    resume: Annotated[str | None, Field(description="auto (latest run's last.pt) or a checkpoint path.")] = None
+    overwrite: Annotated[bool, Field(description=(
+        "Start over in an --output folder that already holds a run (its checkpoints, metrics and logs are "
+        "deleted)."))] = False
+    checkpoint_every: Annotated[int, Field(ge=0, le=_LOTS, description=(
+        "Also keep checkpoints/epoch_NNN.pt every N epochs; 0 is off."))] = 0
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper), Field(
+        description="DEBUG, INFO, WARNING or ERROR (console and train.log).")] = "INFO"
+    log_every: Annotated[int, Field(ge=1, le=_LOTS, description="Log every N training batches.")] = 20
+    tensorboard: Annotated[bool, Field(description="Write TensorBoard event files.")] = True
+    plot: Annotated[bool, Field(description="Draw the training curves.")] = True
+    max_steps: Annotated[int | None, Field(ge=1, le=10**9, description=(
+        "At most N training batches per epoch (smoke tests)."))] = None
     # speed and scale
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    amp: bool = False
-    amp_dtype: Literal["bf16", "fp16"] = "bf16"
-    channels_last: bool = False
-    compile: bool = False
-    workers: int | None = None  # None: min(4, CPUs)
-    dist_timeout: float = 300.0  # seconds a rank waits for the others before giving up
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1, description="Random seed.")] = 0
+    device: Annotated[Literal["auto", "cpu", "cuda", "mps"], Field(
+        description="auto (cuda, then mps, then cpu), cpu, cuda or mps.")] = "auto"
+    amp: Annotated[bool, Field(description="Mixed precision (autocast).")] = False
+    amp_dtype: Annotated[Literal["bf16", "fp16"], Field(
+        description="bf16 (CPU or GPU) or fp16 (GPU, with a GradScaler).")] = "bf16"
+    channels_last: Annotated[bool, Field(description="NHWC memory format.")] = False
+    compile: Annotated[bool, Field(description="torch.compile the model.")] = False
+    workers: Annotated[int | None, Field(ge=0, le=64, description=(
+        "DataLoader worker processes. Default: min(4, CPUs)."))] = None
+    dist_timeout: Annotated[float, Field(gt=0, le=7 * 24 * 3600, description=(
+        "Seconds a rank waits for the others before giving up."))] = 300.0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        """Rules between options (a single option's range is declared on its field)."""
+        if self.warmup_epochs > 0 and self.warmup_epochs >= self.epochs:
+            raise ValueError(f"--warmup-epochs ({self.warmup_epochs}) must be shorter than --epochs ({self.epochs})")
+        if self.mixup > 0 and self.batch_size < 2:
+            raise ValueError("--mixup mixes images within a batch and needs --batch-size of at least 2")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -82,8 +126,88 @@ class TrainConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
 
 
-FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(TrainConfig)}
-_HINTS = typing.get_type_hints(TrainConfig)
+FIELDS = TrainConfig.__pydantic_fields__
+#: one validator per field, so a partial layer (a YAML file, the flags) is checked on its own
+_ADAPTERS: dict[str, TypeAdapter[Any]] = {
+    name: TypeAdapter(Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation,
+                      config=_STRICT)
+    for name, info in FIELDS.items()
+}
+#: config keys whose command-line flag is not simply --key-with-dashes
+_FLAGS = {"data_options": "--data-option", "arch_options": "--arch-option", "optimizer_options": "--opt-option",
+          "sched_options": "--sched-option", "aug_options": "--aug-option"}
+COMMAND_LINE = "the command line"
+
+
+def flag(key: str) -> str:
+    """The `train` flag that sets config key `key`."""
+    return _FLAGS.get(key, "--" + key.replace("_", "-"))
+
+
+def default(key: str) -> Any:
+    """A field's default, as `--print-config` shows it."""
+    info = FIELDS[key]
+    return info.default_factory() if info.default_factory is not None else info.default  # type: ignore[call-arg]
+
+
+def describe(key: str) -> str:
+    """The field's description and its default, for `train --help` (one source for both)."""
+    text = FIELDS[key].description or ""
+    value = default(key)
+    if value is True:
+        return f"{text} \\[default: {flag(key)}]"
+    if value is None or value is False or value == {}:
+        return text  # the description says what an unset option means
+    return f"{text} \\[default: {value}]"
+
+
+def _type_name(key: str) -> str:
+    """'int', 'float | None', 'dict[str, Any]': the field's type as written above."""
+    return str(FIELDS[key].annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
+def _reason(error: Mapping[str, Any], key: str | None = None) -> str:
+    """pydantic's 'Input should be greater than 0' as 'must be greater than 0'; a wrong type names the type."""
+    if key is not None and str(error["type"]).endswith(("_type", "_parsing", "_from_float")):
+        return f"must be {_type_name(key)}"
+    message = str(error["msg"])
+    message = re.sub(r"^Value error, ", "", message)
+    message = re.sub(r"^Input should be", "must be", message)
+    return message.replace("greater than or equal to", "at least").replace("less than or equal to", "at most")
+
+
+def _bad_value(key: str, value: Any, where: str, error: Mapping[str, Any]) -> UsageError:
+    name = flag(key) if where == COMMAND_LINE else f"config key '{key}' in {where}"
+    return UsageError(f"{name} {_reason(error, key)}, got {value!r}")
+
+
+def validate(values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Check the keys, types and ranges of a partial config; one UsageError line naming the key and source."""
+    checked: dict[str, Any] = {}
+    for key, value in values.items():
+        norm = str(key).replace("-", "_")
+        if norm not in FIELDS:
+            close = difflib.get_close_matches(norm, list(FIELDS), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise UsageError(f"unknown config key '{key}' in {where}{hint}")
+        try:
+            checked[norm] = _ADAPTERS[norm].validate_python(value)
+        except ValidationError as exc:
+            raise _bad_value(norm, value, where, exc.errors()[0]) from None
+    return checked
+
+
+def build(values: Mapping[str, Any], where: str = "the resolved config") -> TrainConfig:
+    """A TrainConfig from validated values; a rule between options is one UsageError line."""
+    try:
+        return TrainConfig(**validate(values, where))
+    except ValidationError as exc:
+        raise UsageError(_reason(exc.errors()[0])) from None
+
+
+def replace(config: TrainConfig, **changes: Any) -> TrainConfig:
+    """A copy of `config` with `changes`, validated like any other config."""
+    return build({**config.to_dict(), **changes}, "the resolved config")
 
 
 def recipes_dir() -> Path:
@@ -105,63 +229,6 @@ def find_config(name_or_path: str) -> Path:
         return recipe
     known = ", ".join(recipe_names()) or "(none)"
     raise UsageError(f"config '{name_or_path}' is neither a file nor a shipped recipe; recipes: {known}")
-
-
-def _check(name: str, value: Any, hint: Any) -> tuple[bool, Any]:
-    """Is `value` acceptable for a field typed `hint`? Returns (ok, value coerced where harmless)."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        for arm in typing.get_args(hint):
-            ok, coerced = _check(name, value, arm)
-            if ok:
-                return True, coerced
-        return False, value
-    if origin is Literal:
-        return value in typing.get_args(hint), value
-    if hint is type(None):
-        return value is None, value
-    if hint is bool:
-        return isinstance(value, bool), value
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if hint is float:
-        if isinstance(value, bool):
-            return False, value
-        if isinstance(value, (int, float)):
-            return True, float(value)
-        return False, value
-    if hint is str:
-        return isinstance(value, str), value
-    if origin is dict or hint is dict:
-        if not isinstance(value, Mapping):
-            return False, value
-        return True, {str(k): v for k, v in value.items()}
-    return True, value
-
-
-def _type_name(hint: Any) -> str:
-    text = str(hint).replace("typing.", "")
-    return text.replace("<class '", "").replace("'>", "")
-
-
-def validate(values: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Check keys and types of a partial config; one UsageError line naming the key and its source."""
-    checked: dict[str, Any] = {}
-    for key, value in values.items():
-        norm = str(key).replace("-", "_")
-        if norm not in FIELDS:
-            import difflib
-
-            close = difflib.get_close_matches(norm, list(FIELDS), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise UsageError(f"unknown config key '{key}' in {where}{hint}")
-        ok, coerced = _check(norm, value, _HINTS[norm])
-        if not ok:
-            raise UsageError(
-                f"config key '{key}' in {where} must be {_type_name(_HINTS[norm])}, got {value!r}"
-            )
-        checked[norm] = coerced
-    return checked
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -191,7 +258,7 @@ def resolve(
                 merged[key] = {**merged[key], **value}  # option maps merge key by key
             else:
                 merged[key] = value
-    return TrainConfig(**merged)
+    return build(merged)
 
 
 def config_layers(config_file: str | None, flags: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], str]]:
@@ -200,7 +267,7 @@ def config_layers(config_file: str | None, flags: Mapping[str, Any]) -> list[tup
     if config_file:
         path = find_config(config_file)
         layers.append((load_yaml(path), str(path)))
-    layers.append((validate(flags, "the command line"), "the command line"))
+    layers.append((validate(flags, COMMAND_LINE), COMMAND_LINE))
     return layers
 
 
