@@ -74,7 +74,8 @@ def test_constant_step_multistep_cosine_follow_their_formulas() -> None:
     lrs = _run(get("schedulers", "multistep")(_sgd(), epochs=8, steps_per_epoch=1, milestones=[0.5, 0.75]), 8, 1)
     assert lrs == pytest.approx([1, 1, 1, 1, 0.1, 0.1, 0.01, 0.01])
     # seed 002: T_max 5, eta_min 1e-5, stepped per epoch
-    lrs = _run(get("schedulers", "cosine")(_sgd(), epochs=6, steps_per_epoch=3, T_max=5, eta_min=1e-5), 6, 3)
+    lrs = _run(get("schedulers", "cosine")(_sgd(), epochs=6, steps_per_epoch=3, T_max=5, eta_min=1e-5,
+                                           interval="epoch"), 6, 3)
     expected = [1e-5 + (1 - 1e-5) * (1 + math.cos(math.pi * e / 5)) / 2 for e in range(6)]
     assert lrs == pytest.approx(expected)
     per_step = get("schedulers", "cosine")(_sgd(), epochs=2, steps_per_epoch=4, interval="step")
@@ -106,10 +107,10 @@ def test_onecycle_steps_per_batch_up_then_down() -> None:
     assert 0 < peak < 18 and lrs[peak] == pytest.approx(1.0, rel=0.05) and lrs[-1] < 0.01
 
 
-@pytest.mark.parametrize("name", ["constant", "cosine", "multistep"])
-def test_linear_warmup_overlays_the_first_batches(name: str) -> None:
-    sched = get("schedulers", name)(_sgd(), epochs=10, steps_per_epoch=4)
-    plain = _run(get("schedulers", name)(_sgd(), epochs=10, steps_per_epoch=4), 10, 4)
+@pytest.mark.parametrize(("name", "options"), [("constant", {}), ("cosine", {"interval": "epoch"}), ("multistep", {})])
+def test_linear_warmup_overlays_the_first_batches(name: str, options: dict) -> None:
+    sched = get("schedulers", name)(_sgd(), epochs=10, steps_per_epoch=4, **options)
+    plain = _run(get("schedulers", name)(_sgd(), epochs=10, steps_per_epoch=4, **options), 10, 4)
     sched.warmup_steps = 8
     sched.start()
     seen = [sched.lr()]

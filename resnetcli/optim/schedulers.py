@@ -1,5 +1,9 @@
 """Built-in learning-rate schedules; each returns a Schedule saying when the engine steps it.
 
+Continuous schedules (cosine, onecycle, and the linear warm-up every schedule can have) step after every
+batch, so even a one-epoch run anneals; piecewise ones (step, multistep, plateau) step after every
+epoch, as their epoch counts say. cosine's interval=epoch gives the older per-epoch staircase.
+
 Epoch counts given as fractions below 1 (multistep milestones [0.5, 0.75]) are fractions of the run,
 so a recipe like the CIFAR paper's "divide by 10 at 50% and 75%" works for any --epochs.
 """
@@ -54,9 +58,9 @@ def multistep(
 
 def cosine(
     optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int, T_max: float = 0.0,
-    eta_min: float = 0.0, interval: str = "epoch",
+    eta_min: float = 0.0, interval: str = "step",
 ) -> Schedule:
-    """Cosine annealing to eta_min over T_max epochs (default: the whole run); interval=step anneals per batch."""
+    """Cosine annealing to eta_min over T_max epochs (default: the run), per batch (interval=epoch: per epoch)."""
     period = _epochs(T_max, epochs) if T_max else epochs
     how = _interval(interval)
     if how == "step":
