@@ -1,26 +1,24 @@
-"""Classifying image files with a trained checkpoint: `resnetcli predict IMAGES...`.
+"""`resnetcli predict IMAGES...`: the top-k classes of image files, and the formats they are written in.
 
-Each image is decoded like the training data was (resnetcli.data.images: EXIF orientation, alpha on
-white, the checkpoint's channel count), its smaller side resized with Pillow's antialiased bicubic filter
-as `resnetcli preprocess` does, then put through the evaluation pipeline the checkpoint validated with
-(center crop to the stored image size, the stored normalization).
+Images are read as resnetcli/inference/files.py describes and run through the same forward pass as
+`resnetcli test` (resnetcli/inference/run.py), so both give the same probabilities for the same image.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from resnetcli.errors import DataError, UsageError
+from resnetcli.inference.files import ImageFiles, collate_readable, collect_images, pre_resize_side
+from resnetcli.io import csv_text
 
 FORMATS = ("table", "csv", "json")
 
@@ -32,55 +30,6 @@ class Prediction:
     image: str
     classes: list[str]
     probabilities: list[float]
-
-
-def collect_images(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[str]]:
-    """Files named directly, and image files found by recursing into folders; plus what was not found."""
-    from resnetcli.data.images import is_image_name
-
-    files: list[Path] = []
-    problems: list[str] = []
-    seen: set[Path] = set()
-    for raw in paths:
-        path = Path(raw).expanduser()
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and is_image_name(p.name))
-            if not found:
-                problems.append(f"{path}: folder holds no image files")
-        elif path.is_file():
-            found = [path]  # named explicitly: try it whatever its suffix
-        else:
-            problems.append(f"{path}: no such file or folder")
-            found = []
-        for p in found:
-            if p not in seen:
-                seen.add(p)
-                files.append(p)
-    return files, problems
-
-
-def pre_resize_side(pipeline: Any, image_size: int) -> int:
-    """The side the pipeline's first resize brings the smaller side to (image_size when it has none)."""
-    for transform in getattr(pipeline, "transforms", []) or []:
-        name = type(transform).__name__
-        if name == "SmallestMaxSize":
-            size = getattr(transform, "max_size", None)
-            if isinstance(size, int):
-                return size
-            if isinstance(size, Sequence) and size:
-                return int(size[0])
-        if name in ("CenterCrop", "Normalize", "ToTensorV2"):
-            break
-    return image_size
-
-
-def load_image(path: Path, *, channels: int, side: int) -> np.ndarray:
-    """Decode, orient and resize (smaller side to `side`, Pillow bicubic) one file; raises BadImage."""
-    from resnetcli.data.images import decode_min_size, open_image, resize
-
-    img = open_image(path, channels=channels, min_size=decode_min_size(side))
-    arr = np.asarray(resize(img, side))
-    return arr[:, :, None] if arr.ndim == 2 else arr
 
 
 def predict(
@@ -96,9 +45,10 @@ def predict(
 ) -> tuple[Path, list[Prediction]]:
     """Top-k classes for every readable image; unreadable ones are warned about and skipped."""
     from resnetcli.console import warn
-    from resnetcli.data.images import BadImage
     from resnetcli.engine.device import pick_device
-    from resnetcli.evaluate import eval_pipeline, find_checkpoint, forward_log_probs, restore
+    from resnetcli.inference.restore import eval_pipeline, restore
+    from resnetcli.inference.run import run_model
+    from resnetcli.runs import find_checkpoint
 
     if top_k < 1:
         raise UsageError(f"--top-k must be at least 1, not {top_k}")
@@ -107,47 +57,27 @@ def predict(
     if not images:
         raise UsageError("give at least one image file or folder")
     # a run folder or a .pt file, both through --checkpoint (IMAGES... takes every positional argument)
-    path = find_checkpoint(checkpoint, None, which, runs_dir)
+    path = find_checkpoint(checkpoint, which, runs_dir)
     dev = pick_device(device)
     restored = restore(path, dev)
     pipeline = eval_pipeline(restored)
-    side = pre_resize_side(pipeline, restored.image_size)
-    k = min(top_k, len(restored.classes))
 
     files, problems = collect_images(images)
     for problem in problems:
         warn(problem)
-    model = restored.model.to(memory_format=torch.channels_last).eval()
-    results: list[Prediction] = []
-    batch: list[torch.Tensor] = []
-    names: list[str] = []
-
-    def flush() -> None:
-        if not batch:
-            return
-        log_probs = forward_log_probs(model, torch.stack(batch).to(dev), tta_flip=tta_flip).cpu()
-        probs, idx = log_probs.exp().topk(k, dim=1)
-        for name, p, i in zip(names, probs.tolist(), idx.tolist()):
-            results.append(Prediction(name, [restored.classes[j] for j in i], [float(v) for v in p]))
-        batch.clear()
-        names.clear()
-
-    skipped = 0
-    for file in files:
-        try:
-            arr = load_image(file, channels=restored.channels, side=side)
-        except BadImage as exc:
-            warn(f"{file}: {exc}; skipped")
-            skipped += 1
-            continue
-        batch.append(pipeline(image=arr)["image"])
-        names.append(str(file))
-        if len(batch) == batch_size:
-            flush()
-    flush()
-    if not results:
+    dataset = ImageFiles(files, pipeline, restored.channels, pre_resize_side(pipeline, restored.image_size),
+                         on_bad=lambda file, exc: warn(f"{file}: {exc}; skipped"))
+    outputs = run_model(restored.model, dataset, batch_size=batch_size, device=dev, tta_flip=tta_flip,
+                        progress=False, labelled=False, collate_fn=collate_readable)
+    if not len(outputs.targets):
         what = f"none of the {len(files)} file(s) could be read" if files else "no image files were found"
         raise DataError(f"nothing to classify: {what} in {', '.join(str(i) for i in images)}")
+    k = min(top_k, len(restored.classes))
+    order = np.argsort(-outputs.probs, axis=1, kind="stable")[:, :k]
+    results = [
+        Prediction(str(files[i]), [restored.classes[j] for j in top], [float(outputs.probs[row, j]) for j in top])
+        for row, (i, top) in enumerate(zip(outputs.targets, order))
+    ]
     return path, results
 
 
@@ -157,18 +87,16 @@ def predict(
 def to_csv(results: Sequence[Prediction]) -> str:
     """image, then rank-ordered class/probability pairs (the layout of test's predictions.csv)."""
     k = max(len(r.classes) for r in results)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
     header = ["image"]
     for rank in range(1, k + 1):
         header += [f"top{rank}_class", f"top{rank}_prob"]
-    writer.writerow(header)
+    rows = []
     for r in results:
         row: list[Any] = [r.image]
         for c, p in zip(r.classes, r.probabilities):
             row += [c, f"{p:.6f}"]
-        writer.writerow(row)
-    return buf.getvalue()
+        rows.append(row)
+    return csv_text(header, rows)
 
 
 def to_json(results: Sequence[Prediction], checkpoint: Path) -> str:

@@ -1,4 +1,5 @@
-"""`resnetcli test`: a checkpoint trained in this session, evaluated; outputs agree with the report; bad input refused."""
+"""`resnetcli test`: a checkpoint trained in this session, evaluated; outputs agree with the report; bad input
+refused."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from typer.testing import CliRunner
 from resnetcli.cli import app
 from resnetcli.engine.checkpoint import load_checkpoint, save_checkpoint
 from resnetcli.errors import CheckpointError
-from resnetcli.evaluate import compute_metrics, forward_log_probs, label_map, restore
+from resnetcli.inference.data import label_map
+from resnetcli.inference.metrics import compute_metrics
+from resnetcli.inference.restore import restore
+from resnetcli.inference.run import forward_log_probs
 
 runner = CliRunner()
 
@@ -41,7 +45,9 @@ def _read_csv(path: Path) -> list[list[str]]:
         return list(csv.reader(fh))
 
 
-def test_no_arguments_tests_the_latest_run_and_outputs_agree(trained: TrainedRun, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_arguments_tests_the_latest_run_and_outputs_agree(
+    trained: TrainedRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(trained.workdir)  # runs/ is found relative to the working folder, like seed 002's test.py
     result = runner.invoke(app, ["test", "--workers", "0"])
     assert result.exit_code == 0, result.output
@@ -57,9 +63,9 @@ def test_no_arguments_tests_the_latest_run_and_outputs_agree(trained: TrainedRun
     cm = np.array(metrics["confusion_matrix"])
     assert cm.sum() == n
     assert metrics["correct"] == int(np.trace(cm))
-    assert metrics["top1"] == pytest.approx(np.trace(cm) / n)
+    assert metrics["unit"] == "percent" and metrics["top1"] == pytest.approx(100 * np.trace(cm) / n)
     assert [row["support"] for row in metrics["per_class"]] == cm.sum(1).tolist()
-    assert metrics["top_k"] == 3 and metrics["top5"] == pytest.approx(1.0)  # 3 classes: top-3 holds every class
+    assert metrics["k"] == 3 and metrics["topk"] == pytest.approx(100.0)  # 3 classes: top-3 holds every class
 
     # the CSV twin of the confusion matrix
     rows = _read_csv(out / "confusion_matrix.csv")
@@ -85,10 +91,10 @@ def test_no_arguments_tests_the_latest_run_and_outputs_agree(trained: TrainedRun
 
     # the printed report says the same numbers
     text = result.output
-    assert f"test accuracy: top-1 {100 * metrics['top1']:.2f}% ({metrics['correct']}/{n})" in text
-    assert f"loss {metrics['loss']:.4f}" in text
+    assert f"test accuracy: top-1 {metrics['top1']:.2f}% ({metrics['correct']}/{n})" in text
+    assert f"top-3 {metrics['topk']:.2f}%, loss {metrics['loss']:.4f}" in text and "top-5" not in text
     for row in metrics["per_class"]:
-        assert re.search(rf"{re.escape(row['class'])}\s*│\s*{100 * row['precision']:.2f}%", text), row
+        assert re.search(rf"{re.escape(row['class'])}\s*│\s*{row['precision']:.2f}%", text), row
     assert "most confused" in text or metrics["most_confused"] == []
 
 
@@ -106,7 +112,8 @@ def test_checkpoint_path_split_and_output(trained: TrainedRun, tmp_path: Path) -
     again = runner.invoke(app, ["test", str(trained.run), "--which", "best", "--split", "val", "--output",
                                 str(tmp_path / "again"), "--workers", "0"])
     assert again.exit_code == 0, again.output
-    assert json.loads((tmp_path / "again" / "metrics.json").read_text())["confusion_matrix"] == metrics["confusion_matrix"]
+    again_metrics = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert again_metrics["confusion_matrix"] == metrics["confusion_matrix"]
 
 
 def test_tta_flip_averages_image_and_mirror(trained: TrainedRun, tmp_path: Path) -> None:
@@ -144,16 +151,16 @@ def test_compute_metrics_by_hand() -> None:
     labels = np.array([0, 0, 0, 1, 1, 2, 2])
     m = compute_metrics(probs, labels, ["a", "b", "c"], loss=0.5)
     assert m["confusion_matrix"] == [[2, 1, 0], [0, 2, 0], [1, 0, 1]]
-    assert m["top1"] == pytest.approx(5 / 7) and m["correct"] == 5
+    assert m["top1"] == pytest.approx(500 / 7) and m["correct"] == 5  # percent
     a, b, c = m["per_class"]
-    assert (a["precision"], a["recall"], a["support"]) == (pytest.approx(2 / 3), pytest.approx(2 / 3), 3)
-    assert (b["precision"], b["recall"]) == (pytest.approx(2 / 3), pytest.approx(1.0))
-    assert (c["precision"], c["recall"], c["f1"]) == (pytest.approx(1.0), pytest.approx(0.5), pytest.approx(2 / 3))
+    assert (a["precision"], a["recall"], a["support"]) == (pytest.approx(200 / 3), pytest.approx(200 / 3), 3)
+    assert (b["precision"], b["recall"]) == (pytest.approx(200 / 3), pytest.approx(100.0))
+    assert (c["precision"], c["recall"], c["f1"]) == (pytest.approx(100.0), pytest.approx(50.0), pytest.approx(200 / 3))
     assert [(p["true"], p["predicted"], p["count"]) for p in m["most_confused"]] == [("a", "b", 1), ("c", "a", 1)]
-    assert m["top_k"] == 3 and m["top5"] == 1.0
+    assert m["k"] == 3 and m["topk"] == 100.0
     two = compute_metrics(probs[:, :2] / probs[:, :2].sum(1, keepdims=True), np.array([0, 0, 0, 1, 1, 1, 0]),
                           ["a", "b"], loss=0.1)
-    assert two["top_k"] == 2
+    assert two["k"] == 2
 
 
 def test_label_map_compares_names() -> None:
@@ -228,22 +235,6 @@ def test_training_data_moved_away(trained: TrainedRun, tmp_path: Path) -> None:
 def test_unknown_split(trained: TrainedRun) -> None:
     line = _one_error_line(runner.invoke(app, ["test", str(trained.run), "--split", "holdout"]), 2)
     assert "train, val, test" in line
-
-
-def test_latest_run_is_the_newest_checkpoint_one_or_two_levels_down(tmp_path: Path) -> None:
-    import os
-
-    from resnetcli.evaluate import latest_run
-
-    older = tmp_path / "runs" / "resnet20-1" / "checkpoints" / "last.pt"
-    nested = tmp_path / "runs" / "demo" / "run" / "checkpoints" / "best.pt"
-    for i, path in enumerate((older, nested)):
-        path.parent.mkdir(parents=True)
-        path.write_bytes(b"")
-        os.utime(path, (1_000_000 + i, 1_000_000 + i))
-    assert latest_run(tmp_path / "runs") == nested.parent.parent
-    os.utime(older, (2_000_000, 2_000_000))
-    assert latest_run(tmp_path / "runs") == older.parent.parent
 
 
 def test_relative_data_path_is_found_from_the_training_folder(

@@ -16,8 +16,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from resnetcli.cli import app
-from resnetcli.evaluate import eval_pipeline, forward_log_probs, restore
-from resnetcli.predict import collect_images, load_image, pre_resize_side
+from resnetcli.inference.files import collect_images, load_image, pre_resize_side
+from resnetcli.inference.restore import eval_pipeline, restore
+from resnetcli.inference.run import forward_log_probs
 
 runner = CliRunner()
 

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 import typer
 
+from resnetcli.commands.common import Device, option
+
 
 def predict_command(
     images: Annotated[
@@ -14,7 +16,7 @@ def predict_command(
     ],
     checkpoint: Annotated[
         Path | None,
-        typer.Option("--checkpoint", "-c", help="Checkpoint file or run folder. Default: the most recent run."),
+        option("checkpoint", "Checkpoint file or run folder. Default: the most recent run."),
     ] = None,
     which: Annotated[
         Literal["last", "best"], typer.Option(help="With a run folder: its last or its best checkpoint.")
@@ -22,17 +24,16 @@ def predict_command(
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="How many classes to show per image.")] = 5,
     fmt: Annotated[
         Literal["table", "csv", "json"] | None,
-        typer.Option("--format", "-f", help="table, csv or json. Default: table, or from --output's suffix.",
-                     show_default=False),
+        option("format", "table, csv or json. Default: table, or from --output's suffix.", show_default=False),
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the predictions to this file instead of stdout.")
+        Path | None, option("output", "Write the predictions to this file instead of stdout.")
     ] = None,
     tta_flip: Annotated[
         bool, typer.Option("--tta-flip", help="Average over each image and its mirror image.")
     ] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass.")] = 64,
-    device: Annotated[str, typer.Option(help="auto (cuda, then mps, then cpu), cpu, cuda or mps.")] = "auto",
+    batch_size: Annotated[int, option("batch_size", "Images per forward pass.")] = 64,
+    device: Device = "auto",
     runs_dir: Annotated[Path, typer.Option(help="Where runs live, for finding the latest one.")] = Path("runs"),
 ) -> None:
     """Classify images with a trained checkpoint (same resize and normalization as training)."""

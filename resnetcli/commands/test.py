@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 import typer
 
+from resnetcli.commands.common import Device, option
+
 
 def test_command(
     run_dir: Annotated[
@@ -17,7 +19,7 @@ def test_command(
         ),
     ] = None,
     checkpoint: Annotated[
-        Path | None, typer.Option("--checkpoint", "-c", help="Checkpoint file to evaluate (instead of RUN_DIR).")
+        Path | None, option("checkpoint", "Checkpoint file to evaluate (instead of RUN_DIR).")
     ] = None,
     which: Annotated[
         Literal["last", "best"], typer.Option(help="Which checkpoint of the run: the last epoch's or the best one.")
@@ -27,24 +29,26 @@ def test_command(
         typer.Option(help="Data to evaluate on (dataset name or folder). Default: what the checkpoint was trained on."),
     ] = None,
     split: Annotated[
-        str | None, typer.Option(help="Split to evaluate: test, val or train. Default: test if the data has one, else val.")
+        str | None,
+        typer.Option(help="Split to evaluate: test, val or train. Default: test if the data has one, else val."),
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Folder for metrics.json, predictions.csv and the confusion matrix. "
-                     "Default: <run>/eval_<split>."),
+        option("output", "Folder for metrics.json, predictions.csv and the confusion matrix. "
+               "Default: <run>/eval_<split>."),
     ] = None,
     tta_flip: Annotated[
         bool, typer.Option("--tta-flip", help="Average predictions over each image and its mirror image.")
     ] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass.")] = 256,
-    device: Annotated[str, typer.Option(help="auto (cuda, then mps, then cpu), cpu, cuda or mps.")] = "auto",
+    batch_size: Annotated[int, option("batch_size", "Images per forward pass.")] = 256,
+    device: Device = "auto",
     workers: Annotated[
-        int | None, typer.Option(help="DataLoader worker processes. Default: 0 on 1-2 CPUs, else half of them (max 4).")
+        int | None, option("workers", "DataLoader worker processes. Default: 0 on 1-2 CPUs, else half of them (max 4).")
     ] = None,
     runs_dir: Annotated[Path, typer.Option(help="Where runs live, for finding the latest one.")] = Path("runs"),
 ) -> None:
-    """Evaluate a checkpoint: loss, top-1/top-5, per-class precision/recall/F1, most confused classes."""
+    """Evaluate a checkpoint: loss, top-1/top-k (k = 5, or the class count when fewer), per-class
+    precision/recall/F1 and the most confused classes, all in percent."""
     from resnetcli.evaluate import evaluate_checkpoint
 
     evaluate_checkpoint(

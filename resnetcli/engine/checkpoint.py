@@ -1,19 +1,13 @@
-"""Checkpoints: written atomically, read with torch.load(weights_only=True).
+"""Checkpoints: one typed description of their contents, checked when written and when read.
 
-A checkpoint is a dict of plain types and tensors only, so the safe loader reads it and a file that
-smuggles in any other pickled object is refused instead of executed. Keys (FORMAT = 1):
+A checkpoint is a dict of plain types and tensors only, so `torch.load(weights_only=True)` reads it and a
+file that smuggles in any other pickled object is refused instead of executed. `Checkpoint` below lists
+every field with its type and range; `save_checkpoint` and `load_checkpoint` both validate against it, so a
+crafted or damaged file is refused as one `CheckpointError` line naming the field, and a bad state (NaN
+weights, std 0) never replaces a good checkpoint. Only format, version, epoch, model, classes and arch are
+required (checkpoints of older resnetcli versions may lack the rest); a field that is present is checked.
 
-    format        "resnetcli-checkpoint"     version       1
-    epoch         completed epochs (int)     global_step   optimizer steps taken (int)
-    model         state_dict (unwrapped from DDP / torch.compile)
-    optimizer     optimizer.state_dict()     scheduler     scheduler.state_dict() or None
-    scaler        GradScaler.state_dict() or None
-    best_metric   best validation top-1 so far (float or None); best_epoch (int or None)
-    rng           {"python": list, "numpy": list, "torch": uint8 tensor, "cuda": [uint8 tensors]}
-    classes       [class name, ...]          normalization {"mean": [..], "std": [..]}
-    arch          {"name": str, "num_classes": int, "in_channels": int, "options": {...}}
-    data          {"source": str, "image_size": int, "channels": int, ...}
-    config        the resolved training config (plain dict)
+Units: best_metric is validation top-1 accuracy in percent (0-100), like every metric resnetcli reports.
 """
 
 from __future__ import annotations
@@ -22,18 +16,185 @@ import os
 import pickle
 import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from resnetcli.errors import CheckpointError
 from resnetcli.io import atomic_path
 
 FORMAT = "resnetcli-checkpoint"
 VERSION = 1
-REQUIRED_KEYS = ("format", "version", "epoch", "model", "classes", "arch")
+#: smallest and largest input side a checkpoint may ask for (a crafted 10^6 px would exhaust memory)
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024
+
+_STRICT = ConfigDict(strict=True, arbitrary_types_allowed=True, extra="allow")
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0)]
+ImageSize = Annotated[int, Field(ge=MIN_IMAGE_SIZE, le=MAX_IMAGE_SIZE)]
+
+
+class Arch(BaseModel):
+    """How to rebuild the network: a registered architecture called with these arguments."""
+
+    model_config = _STRICT
+    name: NonEmptyStr
+    num_classes: Annotated[int, Field(ge=1)]
+    in_channels: Literal[1, 3] = 3
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Normalization(BaseModel):
+    """Per-channel mean and std the inputs were normalized with."""
+
+    model_config = _STRICT
+    mean: list[FiniteFloat]
+    std: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]]
+
+
+class DataInfo(BaseModel):
+    """What the network was trained on, as far as evaluating it needs."""
+
+    model_config = _STRICT
+    image_size: ImageSize | None = None
+    channels: Literal[1, 3] | None = None
+    source: str | None = None
+    spec: str | None = None
+    augment: str | None = None
+    train_size: Count | None = None
+    val_split: str | None = None
+
+
+class ConfigView(BaseModel):
+    """The resolved training config; the keys `test`/`predict` read are typed, the rest is TrainConfig's."""
+
+    model_config = _STRICT
+    data: str | None = None
+    data_options: dict[str, Any] = Field(default_factory=dict)
+    augment: str | None = None
+    aug_options: dict[str, Any] = Field(default_factory=dict)
+    image_size: ImageSize | None = None
+    epochs: Annotated[int, Field(ge=1)] | None = None
+    output: str | None = None
+    runs_dir: str | None = None
+    name: str | None = None
+
+
+class RngState(BaseModel):
+    """engine/rng.py's rng_state(): python and numpy states as lists, torch's as uint8 tensors."""
+
+    model_config = _STRICT
+    python: list[Any] = Field(min_length=3, max_length=3)
+    numpy: list[Any] = Field(min_length=5, max_length=5)
+    torch: torch.Tensor
+    cuda: list[torch.Tensor] = Field(default_factory=list)
+
+    @field_validator("torch")
+    @classmethod
+    def _byte_tensor(cls, value: torch.Tensor) -> torch.Tensor:
+        if value.dtype != torch.uint8:
+            raise ValueError(f"must be a uint8 tensor, not {value.dtype}")
+        return value
+
+
+class Checkpoint(BaseModel):
+    """Every field of a resnetcli checkpoint (FORMAT, VERSION), with its type and range."""
+
+    model_config = _STRICT
+    format: Literal["resnetcli-checkpoint"]
+    version: Annotated[int, Field(ge=1, le=VERSION)]
+    epoch: Count  # epochs completed
+    global_step: Count = 0  # optimizer steps taken
+    model: dict[str, torch.Tensor]  # state_dict, unwrapped from DDP / torch.compile
+    optimizer: dict[str, Any] | None = None  # optimizer.state_dict()
+    scheduler: dict[str, Any] | None = None
+    scaler: dict[str, Any] | None = None  # GradScaler.state_dict()
+    best_metric: FiniteFloat | None = None  # best validation top-1 so far, percent
+    best_epoch: Count | None = None
+    rng: RngState | None = None
+    classes: list[NonEmptyStr] = Field(min_length=1)
+    normalization: Normalization | None = None
+    arch: Arch
+    data: DataInfo | None = None
+    config: ConfigView | None = None
+    metrics: dict[str, Any] | None = None  # the last epoch's metrics row
+
+    @field_validator("model")
+    @classmethod
+    def _finite_weights(cls, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if not weights:
+            raise ValueError("holds no weights")
+        for name, tensor in weights.items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise ValueError(f"weight {name} holds NaN or infinite values (the training diverged)")
+        return weights
+
+    @field_validator("optimizer")
+    @classmethod
+    def _optimizer_shape(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and not (isinstance(value.get("state"), dict)
+                                      and isinstance(value.get("param_groups"), list)):
+            raise ValueError("must be an optimizer state_dict (with 'state' and 'param_groups')")
+        return value
+
+    @field_validator("classes")
+    @classmethod
+    def _unique(cls, classes: list[str]) -> list[str]:
+        repeated = sorted({c for c in classes if classes.count(c) > 1})
+        if repeated:
+            raise ValueError(f"repeats class names: {', '.join(repeated[:5])}")
+        return classes
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Checkpoint:
+        if self.arch.num_classes != len(self.classes):
+            raise ValueError(f"arch.num_classes is {self.arch.num_classes} but there are {len(self.classes)} "
+                             "class names")
+        channels = self.arch.in_channels
+        if self.normalization is not None:
+            for key in ("mean", "std"):
+                if len(getattr(self.normalization, key)) != channels:
+                    raise ValueError(f"normalization.{key} has {len(getattr(self.normalization, key))} values "
+                                     f"for {channels} input channel(s)")
+        if self.data is not None and self.data.channels not in (None, channels):
+            raise ValueError(f"data.channels is {self.data.channels} but arch.in_channels is {channels}")
+        if self.best_epoch is not None and self.best_epoch > self.epoch:
+            raise ValueError(f"best_epoch {self.best_epoch} is after epoch {self.epoch}")
+        return self
+
+
+def check_contents(state: Mapping[str, Any], path: Path) -> None:
+    """Validate `state` against `Checkpoint`; the first problem becomes one CheckpointError line."""
+    if not isinstance(state, Mapping) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a resnetcli checkpoint")
+    if isinstance(state.get("version"), int) and not isinstance(state["version"], bool) and state["version"] > VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {state['version']}; this resnetcli reads up to {VERSION}"
+        )
+    try:
+        Checkpoint.model_validate(dict(state))
+    except ValidationError as exc:
+        raise CheckpointError(f"checkpoint {path} is invalid: {describe(exc)}") from None
+
+
+def describe(exc: ValidationError) -> str:
+    """pydantic's first error as 'field a.b: message (found 'x')', plus how many more there were."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    where = ".".join(str(p) for p in first["loc"]) or "contents"
+    message = first["msg"].removeprefix("Value error, ")
+    text = f"field '{where}': {message}"
+    if first["type"] not in ("missing", "value_error") and "input" in first:
+        found = first["input"]
+        shown = f"a {type(found).__name__}" if isinstance(found, (dict, list, torch.Tensor)) else repr(found)
+        text += f" (found {shown[:60]})"
+    if len(errors) > 1:
+        text += f"; and {len(errors) - 1} more problem(s)"
+    return text
 
 
 def class_changes(old: Sequence[str], new: Sequence[str], old_label: str, new_label: str) -> list[str]:
@@ -47,16 +208,21 @@ def class_changes(old: Sequence[str], new: Sequence[str], old_label: str, new_la
     return changes
 
 
-def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Write `state` to `path` atomically (temporary file, fsync, rename)."""
+def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Validate `state`, then write it to `path` atomically (temporary file, fsync, rename)."""
     path = Path(path)
     state = {"format": FORMAT, "version": VERSION, **state}
     try:
+        check_contents(state, path)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}; not written, the previous checkpoint is intact") from None
+    try:
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
         raise CheckpointError(
-            f"could not write checkpoint {path}: {exc.strerror or exc}; the previous checkpoint is intact"
+            f"could not write checkpoint {path}: {reason}; the previous checkpoint is intact"
         ) from exc
     # a process killed in the middle of a save leaves its temporary file behind: the next save clears them
     for stale in path.parent.glob(".*.pt.*.tmp"):
@@ -65,7 +231,7 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a resnetcli checkpoint safely; any problem becomes one CheckpointError line."""
+    """Read and validate a resnetcli checkpoint safely; any problem becomes one CheckpointError line."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -92,13 +258,30 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
             f"checkpoint {path} is truncated or corrupt and cannot be read ({type(exc).__name__}); "
             "use another checkpoint or retrain"
         ) from exc
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a resnetcli checkpoint")
-    missing = [k for k in REQUIRED_KEYS if k not in state]
-    if missing:
-        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}")
-    if state["version"] > VERSION:
-        raise CheckpointError(
-            f"checkpoint {path} has format version {state['version']}; this resnetcli reads up to {VERSION}"
-        )
+    check_contents(state, path)
     return state
+
+
+def load_weights(model: torch.nn.Module, weights: Mapping[str, torch.Tensor], path: Path, arch: str) -> None:
+    """load_state_dict(strict=True), with every missing, unexpected or wrongly shaped tensor on one line."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    wrong = [
+        f"{k} {tuple(weights[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own if k in weights and tuple(weights[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or wrong:
+        parts = []
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+            if items:
+                shown = ", ".join(items[:3]) + (f" and {len(items) - 3} more" if len(items) > 3 else "")
+                parts.append(f"{len(items)} {label} ({shown})")
+        raise CheckpointError(
+            f"checkpoint {path}: its weights do not fit a '{arch}' network: {'; '.join(parts)}; "
+            "was it written by another architecture or another version of its plugin?"
+        )
+    try:
+        model.load_state_dict(dict(weights), strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint {path}: weights do not load into '{arch}': {exc}") from None

@@ -1,0 +1,126 @@
+"""The data a checkpoint is tested on: its source and split, labels mapped to the checkpoint's classes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from resnetcli.engine.checkpoint import class_changes
+from resnetcli.errors import CheckpointError, DataError, UsageError
+from resnetcli.inference.restore import Restored
+from resnetcli.runs import run_dir_of
+
+
+def open_data(restored: Restored, spec: str | None) -> Any:
+    """The Source to evaluate on: --data, else the one the checkpoint was trained on."""
+    from resnetcli.data import open_source
+
+    if spec is None:
+        if not restored.data_spec:
+            raise UsageError(f"checkpoint {restored.path} does not record its data; pass --data SOURCE")
+        try:
+            return open_source(training_data_path(restored), **restored.data_options)
+        except DataError as exc:
+            raise DataError(
+                f"the data {restored.data_spec} it was trained on cannot be opened ({exc}); "
+                "pass --data SOURCE"
+            ) from None
+    return open_source(spec)
+
+
+def training_data_path(restored: Restored) -> str:
+    """The checkpoint's data spec; a relative folder is also looked for from the folder training ran in.
+
+    Training recorded paths as typed, relative to its working folder. That folder is recovered from the
+    run folder (config `output`, or `runs_dir/name`) being a suffix of where the checkpoint lies now, so
+    `resnetcli test /elsewhere/runs/x` still finds `data/processed`.
+    """
+    from resnetcli.registry import registry
+
+    spec = str(restored.data_spec)
+    path = Path(spec)
+    if path.is_absolute() or path.exists() or spec in registry("datasets"):
+        return spec  # absolute, found from here, or a registered dataset name
+    config = dict(restored.state.get("config") or {})
+    run = config.get("output") or (
+        str(Path(config.get("runs_dir") or "runs") / config["name"]) if config.get("name") else None)
+    here = run_dir_of(restored.path).resolve()
+    if run and not Path(run).is_absolute():
+        parts = Path(run).parts
+        if here.parts[-len(parts):] == parts:
+            candidate = Path(*here.parts[: -len(parts)]) / path
+            if candidate.exists():
+                return str(candidate)
+    return spec
+
+
+def choose_split(source: Any, split: str | None) -> str:
+    """--split, else 'test' when the data has one, else 'val'."""
+    splits = list(source.splits())
+    if split is not None:
+        if split not in splits:
+            raise UsageError(f"--split {split}: the data at {source.root} has only: {', '.join(splits)}")
+        return split
+    for name in ("test", "val"):
+        if name in splits:
+            return name
+    raise UsageError(
+        f"the data at {source.root} has no test or val split (it has: {', '.join(splits)}); "
+        "pass --split train to evaluate on training images, or preprocess with a validation split"
+    )
+
+
+def label_map(checkpoint_classes: Sequence[str], data_classes: Sequence[str], path: Path, where: str) -> list[int]:
+    """data label -> checkpoint output index; refuses (listing the difference) when the class sets differ."""
+    ckpt, data = list(checkpoint_classes), list(data_classes)
+    if ckpt == data:
+        return list(range(len(data)))
+    detail = class_changes(ckpt, data, "only in the checkpoint", "only in the data")
+    if detail or len(set(data)) != len(data):
+        if not detail:
+            detail.append("the data repeats class names")
+        raise CheckpointError(
+            f"checkpoint {path} knows {len(ckpt)} classes but the data {where} has {len(data)} "
+            f"that differ ({'; '.join(detail)}); evaluate on the data it was trained on"
+        )
+    # same names, other order (e.g. ids renumbered): compare by name, which is what a label means
+    index = {name: i for i, name in enumerate(ckpt)}
+    return [index[name] for name in data]
+
+
+def adapt_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """HxWxC uint8 to the network's channel count (gray repeated to RGB, RGB to luma)."""
+    have = image.shape[2] if image.ndim == 3 else 1
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if have == channels:
+        return image
+    if channels == 3:
+        return np.repeat(image[:, :, :1], 3, axis=2)
+    # ITU-R 601 luma, as Pillow's convert("L") computes it
+    luma = image[:, :, :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[:, :, None]
+
+
+class EvalDataset(Dataset):
+    """A Split through the evaluation pipeline, labels mapped to the checkpoint's class indices."""
+
+    def __init__(self, split: Any, transform: Callable[..., dict[str, Any]], channels: int,
+                 mapping: Sequence[int]) -> None:
+        self.split = split
+        self.transform = transform
+        self.channels = channels
+        self.mapping = list(mapping)
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        image, label = self.split.load(i)
+        image = adapt_channels(np.asarray(image), self.channels)
+        return self.transform(image=image)["image"], self.mapping[int(label)]
