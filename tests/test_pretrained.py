@@ -1,0 +1,184 @@
+"""Starting from pretrained weights: torchvision-format and safetensors files written here, never downloaded."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from safetensors.torch import save_file
+
+from resnetcli.engine.checkpoint import save_checkpoint
+from resnetcli.errors import CheckpointError, UsageError
+from resnetcli.models import zoo
+from resnetcli.pretrained import classifier_name, load_pretrained
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def torchvision_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, torch.Tensor]]:
+    """A torchvision resnet18 state dict (1000 classes), saved as torchvision users save one."""
+    torch.manual_seed(1)
+    state = torchvision.models.resnet18(weights=None).state_dict()
+    path = tmp_path_factory.mktemp("weights") / "resnet18-imagenet.pth"
+    torch.save(state, path)
+    return path, state
+
+
+def _assert_backbone_equal(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    own = model.state_dict()
+    backbone = [k for k in own if not k.startswith("fc.")]
+    assert len(backbone) > 100
+    for key in backbone:
+        assert torch.equal(own[key], state[key]), key
+
+
+def test_resnet18_starts_from_a_torchvision_file_with_a_new_head(torchvision_file) -> None:
+    path, state = torchvision_file
+    torch.manual_seed(0)
+    model = zoo.resnet18(num_classes=7)
+    fresh_head = model.fc.weight.detach().clone()
+    report = load_pretrained(model, path, arch="resnet18")
+    _assert_backbone_equal(model, state)
+    assert model.fc.weight.shape == (7, 512) and model.fc.bias.shape == (7,)
+    assert torch.equal(model.fc.weight, fresh_head)  # the classifier keeps its fresh initialisation
+    assert report.head == ["fc.weight", "fc.bias"]
+    assert report.skipped == [] and report.missing == []
+    assert len(report.loaded) == len(model.state_dict()) - 2
+    assert report.normalization is None  # a bare state dict says nothing about its inputs
+    assert "tensors loaded, new classifier (fc.weight, fc.bias)" in report.summary()
+
+
+def test_safetensors_file_loads_tensor_by_tensor(torchvision_file, tmp_path: Path) -> None:
+    _, state = torchvision_file
+    path = tmp_path / "weights.safetensors"
+    card = {"classes": ["a", "b"], "preprocessing": {"mean": [0.1, 0.2, 0.3], "std": [0.4, 0.5, 0.6]}}
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path), metadata={"resnetcli": json.dumps(card)})
+    model = zoo.resnet18(num_classes=3)
+    report = load_pretrained(model, path, arch="resnet18", classes=["a", "b", "c"])
+    _assert_backbone_equal(model, state)
+    assert report.normalization == {"mean": [0.1, 0.2, 0.3], "std": [0.4, 0.5, 0.6]}
+    assert report.classes == ["a", "b"]
+
+
+def test_mismatched_file_is_one_error_listing_the_tensors(torchvision_file) -> None:
+    path, _ = torchvision_file
+    model = zoo.resnet34(num_classes=5)
+    with pytest.raises(CheckpointError) as info:
+        load_pretrained(model, path, arch="resnet34")
+    message = str(info.value)
+    assert "\n" not in message
+    assert "missing (layer1.2.conv1.weight" in message  # resnet34 has a third block in layer1
+    assert "--no-pretrained-strict" in message
+
+
+def test_wrong_shapes_are_named_and_non_strict_loads_the_rest(torchvision_file, tmp_path: Path) -> None:
+    _, state = torchvision_file
+    damaged = dict(state)
+    damaged["layer4.1.conv2.weight"] = torch.zeros(512, 512, 1, 1)
+    damaged["extra.weight"] = torch.zeros(3)
+    path = tmp_path / "damaged.pth"
+    torch.save(damaged, path)
+    with pytest.raises(CheckpointError, match=r"1 wrong shape \(layer4\.1\.conv2\.weight \(512, 512, 1, 1\) vs "
+                                              r"\(512, 512, 3, 3\)\); 1 unexpected \(extra\.weight\)"):
+        load_pretrained(zoo.resnet18(num_classes=4), path, arch="resnet18")
+
+    torch.manual_seed(0)
+    model = zoo.resnet18(num_classes=4)
+    init = model.layer4[1].conv2.weight.detach().clone()
+    report = load_pretrained(model, path, arch="resnet18", strict=False)
+    assert report.skipped == ["layer4.1.conv2.weight (shape (512, 512, 1, 1) vs (512, 512, 3, 3))",
+                              "extra.weight (not in this network)"]
+    assert torch.equal(model.layer4[1].conv2.weight, init)
+    assert torch.equal(model.layer4[1].conv1.weight, state["layer4.1.conv1.weight"])
+    assert "2 skipped" in report.summary()
+
+
+def test_a_run_checkpoint_transfers_and_keeps_the_head_only_for_the_same_classes(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    trained = zoo.resnet20(num_classes=3)
+    path = save_checkpoint({
+        "epoch": 1, "model": trained.state_dict(), "classes": ["x", "y", "z"],
+        "arch": {"name": "resnet20", "num_classes": 3, "in_channels": 3, "options": {}},
+        "normalization": {"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.2, 0.2]},
+    }, tmp_path / "last.pt")
+    same = zoo.resnet20(num_classes=3)
+    report = load_pretrained(same, path, arch="resnet20", classes=["x", "y", "z"])
+    assert report.head == [] and torch.equal(same.fc.weight, trained.fc.weight)
+    assert report.normalization == {"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.2, 0.2]}
+
+    other = zoo.resnet20(num_classes=3)
+    report = load_pretrained(other, path, arch="resnet20", classes=["cat", "dog", "eel"])
+    assert report.head == ["fc.weight", "fc.bias"]
+    assert not torch.equal(other.fc.weight, trained.fc.weight)
+    assert torch.equal(other.layer3[2].conv2.weight, trained.layer3[2].conv2.weight)
+
+
+def test_torchvision_name_offline_says_where_to_put_the_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(CheckpointError) as info:
+        load_pretrained(zoo.resnet50(num_classes=2), "IMAGENET1K_V2", arch="resnet50")
+    message = str(info.value)
+    assert "ResNet50_Weights.IMAGENET1K_V2" in message and "no network" in message
+    assert str(tmp_path / "torch" / "hub" / "checkpoints" / "resnet50-11ad3fa6.pth") in message
+
+
+def test_torchvision_name_carries_imagenet_normalization(monkeypatch: pytest.MonkeyPatch, torchvision_file) -> None:
+    _, state = torchvision_file
+    urls: list[str] = []
+
+    def cached(url: str, **kwargs: object) -> dict[str, torch.Tensor]:
+        assert kwargs["weights_only"] is True
+        urls.append(url)
+        return state
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", cached)
+    model = zoo.resnet18(num_classes=10)
+    report = load_pretrained(model, "DEFAULT", arch="resnet18")
+    assert urls == [torchvision.models.ResNet18_Weights.DEFAULT.url]
+    _assert_backbone_equal(model, state)
+    assert report.normalization is not None
+    assert report.normalization["mean"] == pytest.approx([0.485, 0.456, 0.406])
+    assert report.normalization["std"] == pytest.approx([0.229, 0.224, 0.225])
+    assert report.classes is not None and len(report.classes) == 1000
+    assert report.source == "torchvision ResNet18_Weights.IMAGENET1K_V1"
+
+
+@pytest.mark.parametrize(("source", "arch", "error", "words"), [
+    ("IMAGENET1K_V1", "resnet20", UsageError, "torchvision weights names are for resnet18"),
+    ("IMAGENET1K_V9", "resnet18", UsageError, "IMAGENET1K_V1"),
+    ("missing/weights.pth", "resnet18", CheckpointError, "does not exist"),
+])
+def test_bad_sources_are_one_line(source: str, arch: str, error: type[Exception], words: str) -> None:
+    with pytest.raises(error, match=words):
+        load_pretrained(zoo.resnet18(num_classes=2), source, arch=arch)
+
+
+def test_a_pickled_module_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "whole-model.pth"
+    torch.save(torchvision.models.resnet18(weights=None), path)
+    with pytest.raises(CheckpointError, match="objects other than tensors"):
+        load_pretrained(zoo.resnet18(num_classes=2), path, arch="resnet18")
+
+
+def test_classifier_is_the_last_linear_layer() -> None:
+    assert classifier_name(zoo.resnet20(num_classes=2)) == "fc"
+    assert classifier_name(zoo.resnet18(num_classes=2, se_ratio=4)) == "fc"
