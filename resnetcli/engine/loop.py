@@ -162,29 +162,19 @@ class NonFiniteLoss(TrainingError):
 
 
 @torch.inference_mode()
-def evaluate(stepper: Stepper, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
-    """Validation loss (plain cross-entropy), top-1 and top-5 accuracy in percent, over all ranks."""
-    model = stepper.model
-    model.eval()
-    loss_sum = torch.zeros((), device=stepper.device, dtype=torch.float64)
-    top1 = torch.zeros((), device=stepper.device, dtype=torch.float64)
-    top5 = torch.zeros((), device=stepper.device, dtype=torch.float64)
-    seen = 0
+def evaluate(stepper: Stepper, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, Any]:
+    """Validation loss (plain cross-entropy), top-1 and top-k accuracy in percent, over all ranks.
+
+    The forward pass and the metrics are `test`'s (resnetcli/inference); val_top5 holds the top-k accuracy
+    with k = val_k = min(5, number of classes).
+    """
+    from resnetcli.inference.metrics import Tally
+    from resnetcli.inference.run import forward_log_probs
+
+    stepper.model.eval()
+    tally = Tally(stepper.device)
     for images, targets in batches:
         images, targets = stepper.to_device(images, targets)
-        with stepper.autocast():
-            logits = model(images)
-        logits = logits.float()
-        loss_sum += F.cross_entropy(logits, targets, reduction="sum")
-        k = min(5, logits.shape[1])
-        best = logits.topk(k, dim=1).indices
-        hits = best.eq(targets[:, None])
-        top1 += hits[:, 0].sum()
-        top5 += hits.any(dim=1).sum()
-        seen += targets.shape[0]
-    sums = all_reduce_sum(torch.stack([loss_sum, top1, top5, torch.tensor(float(seen), device=stepper.device,
-                                                                           dtype=torch.float64)]))
-    loss_total, c1, c5, count = (float(v) for v in sums.tolist())
-    if count == 0:
-        return {"val_loss": float("nan"), "val_acc": float("nan"), "val_top5": float("nan")}
-    return {"val_loss": loss_total / count, "val_acc": 100.0 * c1 / count, "val_top5": 100.0 * c5 / count}
+        tally.update(forward_log_probs(stepper.model, images, autocast=stepper.autocast), targets)
+    result = tally.reduce(all_reduce_sum).result()
+    return {"val_loss": result["loss"], "val_acc": result["top1"], "val_top5": result["topk"], "val_k": result["k"]}
