@@ -62,6 +62,17 @@ def test_a_bad_number_in_a_yaml_file_is_one_line_naming_the_key_and_file(key: st
     assert f"config key '{key}' in {config} must be " in line, line
 
 
+@pytest.mark.parametrize("key, value", [
+    ("dist_timeout", "0"), ("dist_timeout", ".nan"), ("dist_timeout", "-1"), ("dist_timeout", "1e30"),
+    ("log_every", "0"), ("log_every", "1.5"), ("eval_batch_size", "0"), ("eval_batch_size", "1e30"),
+])
+def test_options_without_a_flag_are_checked_in_yaml_too(key: str, value: str, tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(f"{key}: {value}\n")
+    line = one_error_line(runner.invoke(app, ["train", "--config", str(config), "--print-config"]), 2)
+    assert f"config key '{key}' in {config} must be " in line, line
+
+
 @pytest.mark.parametrize("key, value", [("lr", math.nan), ("momentum", -1.0), ("epochs", 0), ("seed", -3)])
 def test_a_bad_value_in_a_resumed_checkpoint_config_names_the_checkpoint(key: str, value: float) -> None:
     with pytest.raises(UsageError, match=rf"config key '{key}' in checkpoint runs/x/last\.pt must be "):
