@@ -152,19 +152,28 @@ class Checkpoint(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Checkpoint:
         if self.arch.num_classes != len(self.classes):
-            raise ValueError(f"arch.num_classes is {self.arch.num_classes} but there are {len(self.classes)} "
-                             "class names")
+            raise FieldProblem("arch.num_classes", f"is {self.arch.num_classes} but there are {len(self.classes)} "
+                               "class names")
         channels = self.arch.in_channels
         if self.normalization is not None:
             for key in ("mean", "std"):
-                if len(getattr(self.normalization, key)) != channels:
-                    raise ValueError(f"normalization.{key} has {len(getattr(self.normalization, key))} values "
-                                     f"for {channels} input channel(s)")
+                values = getattr(self.normalization, key)
+                if len(values) != channels:
+                    raise FieldProblem(f"normalization.{key}",
+                                       f"has {len(values)} values for {channels} input channel(s)")
         if self.data is not None and self.data.channels not in (None, channels):
-            raise ValueError(f"data.channels is {self.data.channels} but arch.in_channels is {channels}")
+            raise FieldProblem("data.channels", f"is {self.data.channels} but arch.in_channels is {channels}")
         if self.best_epoch is not None and self.best_epoch > self.epoch:
-            raise ValueError(f"best_epoch {self.best_epoch} is after epoch {self.epoch}")
+            raise FieldProblem("best_epoch", f"{self.best_epoch} is after the last epoch, {self.epoch}")
         return self
+
+
+class FieldProblem(ValueError):
+    """A rule between fields, reported under the field it names."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def check_contents(state: Mapping[str, Any], path: Path) -> None:
@@ -186,6 +195,9 @@ def describe(exc: ValidationError) -> str:
     errors = exc.errors(include_url=False)
     first = errors[0]
     where = ".".join(str(p) for p in first["loc"]) or "contents"
+    problem = (first.get("ctx") or {}).get("error")
+    if isinstance(problem, FieldProblem):
+        where = problem.field
     message = first["msg"].removeprefix("Value error, ")
     text = f"field '{where}': {message}"
     if first["type"] not in ("missing", "value_error") and "input" in first:

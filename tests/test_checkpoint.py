@@ -1,0 +1,144 @@
+"""engine/checkpoint.py: every field of a checkpoint is checked on save and on load; a crafted file is one
+error line naming the field (exit 4), and non-finite weights or normalization are never used."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from helpers_cli import one_error_line
+from helpers_evaluate import TrainedRun, train_once
+from typer.testing import CliRunner
+
+from resnetcli.cli import app
+from resnetcli.engine.checkpoint import load_checkpoint, save_checkpoint
+from resnetcli.errors import CheckpointError
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    return train_once(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def good(trained: TrainedRun) -> dict[str, Any]:
+    return load_checkpoint(trained.last)
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    """A mutation that sets state[a][b]... = value for path 'a.b'."""
+    *parents, last = path.split(".")
+
+    def apply(state: dict[str, Any]) -> None:
+        for key in parents:
+            state = state[key]
+        state[last] = value
+    return apply
+
+
+def _first_weight(state: dict[str, Any], value: Any) -> None:
+    name = next(iter(state["model"]))
+    state["model"][name] = value
+
+
+# (field named in the message, mutation): wrong types and out-of-range values in every field
+CRAFTED: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
+    ("version", _set("version", "1")),
+    ("epoch", _set("epoch", "3")),
+    ("epoch", _set("epoch", -1)),
+    ("epoch", _set("epoch", 1.5)),
+    ("global_step", _set("global_step", True)),
+    ("model", _set("model", [1, 2])),
+    ("model", _set("model", {})),
+    ("model.", lambda s: _first_weight(s, [0.0, 1.0])),
+    ("optimizer", _set("optimizer", 5)),
+    ("optimizer", _set("optimizer", {"state": []})),
+    ("scheduler", _set("scheduler", "cosine")),
+    ("scaler", _set("scaler", [1])),
+    ("best_metric", _set("best_metric", "high")),
+    ("best_metric", _set("best_metric", float("inf"))),
+    ("best_epoch", _set("best_epoch", -2)),
+    ("best_epoch", _set("best_epoch", 99)),
+    ("rng", _set("rng", {"python": 1})),
+    ("rng.torch", _set("rng.torch", torch.zeros(3, dtype=torch.float32))),
+    ("classes", _set("classes", [])),
+    ("classes", _set("classes", ["red", "red", "blue,bag"])),
+    ("classes.0", _set("classes", [1, 2, 3])),
+    ("classes.1", _set("classes", ["red", "", "blue"])),
+    ("normalization.mean", _set("normalization.mean", "0.5")),
+    ("normalization.mean.0", _set("normalization.mean", [float("nan"), 0.5, 0.5])),
+    ("normalization.std.2", _set("normalization.std", [0.5, 0.5, 0.0])),
+    ("normalization.mean", _set("normalization.mean", [0.5, 0.5])),
+    ("arch.name", _set("arch.name", 5)),
+    ("arch.num_classes", _set("arch.num_classes", "3")),
+    ("arch.num_classes", _set("arch.num_classes", 4)),
+    ("arch.in_channels", _set("arch.in_channels", 2)),
+    ("arch.options", _set("arch.options", "depth=8")),
+    ("data.image_size", _set("data.image_size", 10**6)),
+    ("data.image_size", _set("data.image_size", "16")),
+    ("data.channels", _set("data.channels", 1)),
+    ("config.aug_options", _set("config.aug_options", 5)),
+    ("config.image_size", _set("config.image_size", 0)),
+    ("metrics", _set("metrics", "good")),
+]
+
+
+@pytest.mark.parametrize(("field", "mutate"), CRAFTED, ids=[f"{f}-{i}" for i, (f, _) in enumerate(CRAFTED)])
+def test_a_crafted_checkpoint_is_one_line_naming_the_field(
+    good: dict[str, Any], tmp_path: Path, field: str, mutate: Callable[[dict[str, Any]], None]
+) -> None:
+    state = copy.deepcopy(good)
+    mutate(state)
+    crafted = tmp_path / "crafted.pt"
+    torch.save(state, crafted)  # written around save_checkpoint, which would refuse it
+    line = one_error_line(runner.invoke(app, ["test", "--checkpoint", str(crafted)]), 4)
+    assert f"checkpoint {crafted} is invalid: field '{field}" in line, line
+    with pytest.raises(CheckpointError, match="not written, the previous checkpoint is intact"):
+        save_checkpoint(state, tmp_path / "never.pt")
+    assert not (tmp_path / "never.pt").exists()
+
+
+def test_a_good_checkpoint_round_trips(good: dict[str, Any], tmp_path: Path) -> None:
+    again = load_checkpoint(save_checkpoint(good, tmp_path / "again.pt"))
+    assert again["classes"] == good["classes"] and again["epoch"] == good["epoch"]
+    assert all(torch.equal(again["model"][k], v) for k, v in good["model"].items())
+
+
+def test_wrong_tensor_shapes_are_one_line(good: dict[str, Any], tmp_path: Path) -> None:
+    state = copy.deepcopy(good)
+    name = next(k for k, v in state["model"].items() if v.ndim == 4)
+    state["model"][name] = torch.zeros(1, 1, 1, 1)
+    path = save_checkpoint(state, tmp_path / "shapes.pt")
+    line = one_error_line(runner.invoke(app, ["test", "--checkpoint", str(path)]), 4)
+    assert "wrong shape" in line and name in line
+
+
+@pytest.mark.parametrize("damage", ["nan-weights", "inf-buffer", "std-zero", "std-nan"])
+@pytest.mark.parametrize("command", ["test", "predict"])
+def test_non_finite_weights_or_normalization_are_never_used(
+    trained: TrainedRun, good: dict[str, Any], tmp_path: Path, damage: str, command: str
+) -> None:
+    state = copy.deepcopy(good)
+    if damage == "nan-weights":
+        name = next(k for k, v in state["model"].items() if v.is_floating_point() and v.ndim == 4)
+        state["model"][name][0] = float("nan")
+        expected = f"field 'model': weight {name} holds NaN or infinite values"
+    elif damage == "inf-buffer":
+        name = next(k for k in state["model"] if k.endswith("running_var"))
+        state["model"][name][0] = float("inf")
+        expected = f"weight {name} holds NaN or infinite values"
+    else:
+        state["normalization"]["std"][1] = 0.0 if damage == "std-zero" else float("nan")
+        expected = "field 'normalization.std.1'"
+    bad = tmp_path / "bad.pt"
+    torch.save(state, bad)
+    argv = ["test", "--checkpoint", str(bad)] if command == "test" else [
+        "predict", str(trained.data / "test" / "red" / "0.png"), "--checkpoint", str(bad)]
+    line = one_error_line(runner.invoke(app, argv), 4)
+    assert expected in line, line
