@@ -160,3 +160,81 @@ def test_default_run_name_and_resume_auto_picks_the_newest_run(images: Path, tmp
     again = run_engine(images, None, runs_dir=str(runs), resume="auto", epochs=2, max_steps=1, image_size=16)
     assert again.run_dir == first.run_dir and again.epochs_run == 1
     assert load_checkpoint(first.run_dir / "checkpoints" / "last.pt")["epoch"] == 2
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    sa, sb = load_checkpoint(a / "checkpoints" / "last.pt"), load_checkpoint(b / "checkpoints" / "last.pt")
+    assert sa["epoch"] == sb["epoch"]
+    return all(torch.equal(t, sb["model"][k]) for k, t in sa["model"].items())
+
+
+def test_exact_resume_does_not_depend_on_the_worker_count(images: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Augmentation is seeded per batch from (seed, epoch, first index), never from a loader worker's id; the
+    dropout makes the training step draw from torch's global generator, which the loaders must not touch."""
+    flags = {**RESUME_FLAGS, "arch_options": {"drop_rate": 0.3}}
+    run_engine(images, tmp_path / "straight", workers=0, **flags)
+    _interrupt_in_epoch(monkeypatch, stop_epoch=2)
+    with pytest.raises(KeyboardInterrupt):
+        run_engine(images, tmp_path / "split", workers=0, **flags)
+    monkeypatch.undo()
+    resumed = run_engine(images, tmp_path / "split", resume=str(tmp_path / "split"), workers=2, **flags)
+    assert resumed.epochs_run == 1
+    assert _same_weights(tmp_path / "straight", tmp_path / "split")
+
+
+@pytest.mark.parametrize("changed, named", [
+    ({"lr": 0.05}, "lr 0.1 -> 0.05"),
+    ({"sched_options": {"eta_min": 0.01}}, "sched_options {} -> {'eta_min': 0.01}"),
+    ({"batch_size": 2, "optimizer": "adam"}, "optimizer 'sgd' -> 'adam'; batch_size 4 -> 2"),
+])
+def test_resume_refuses_a_changed_optimization_setting_naming_it(images: Path, tmp_path: Path,
+                                                                  changed: dict, named: str) -> None:
+    run_engine(images, tmp_path / "run", epochs=1, max_steps=1, scheduler="cosine")
+    before = (tmp_path / "run" / "config.yaml").read_text()
+    with pytest.raises(CheckpointError, match="cannot resume from .*last.pt: it was trained with a different") as e:
+        run_engine(images, tmp_path / "run", resume="auto", epochs=2, max_steps=1, scheduler="cosine", **changed)
+    assert named in str(e.value)
+    assert (tmp_path / "run" / "config.yaml").read_text() == before  # nothing recorded that was not applied
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["epoch"] == 1
+
+
+@pytest.mark.parametrize("sched", [{"interval": "epoch"}, {"interval": "step"}])
+def test_resume_with_more_epochs_trains_on_as_if_started_with_that_total(images: Path, tmp_path: Path,
+                                                                        sched: dict) -> None:
+    """The schedule is rebuilt for the new total: from the resumed epoch on, the learning rates are those of a
+    run begun with it; with a per-epoch schedule (epoch 1 ran at the same rate) the weights are too."""
+    flags = {**RESUME_FLAGS, "sched_options": sched}
+    run_engine(images, tmp_path / "straight", **{**flags, "epochs": 3})
+    run_engine(images, tmp_path / "extended", **{**flags, "epochs": 1})
+    more = run_engine(images, tmp_path / "extended", resume="auto", **{**flags, "epochs": 3})
+    assert more.epochs_run == 2
+
+    def rates(run: Path) -> list[list[str]]:  # lr and lr_end of epochs 2 and 3
+        return [line.split(",")[6:8] for line in (run / "metrics.csv").read_text().splitlines()[2:]]
+
+    assert rates(tmp_path / "extended") == rates(tmp_path / "straight")
+    if sched["interval"] == "step":  # annealed to 0 by the end of the new total
+        assert rates(tmp_path / "extended")[-1][1] == "0.0"
+    else:
+        assert _same_weights(tmp_path / "straight", tmp_path / "extended")
+    assert load_checkpoint(tmp_path / "extended" / "checkpoints" / "last.pt")["config"]["epochs"] == 3
+
+
+def test_output_over_an_existing_run_is_refused_unless_overwrite(images: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    base = ["train", "--data", str(images), "--arch", "resnet20", "--batch-size", "4", "--workers", "0",
+            "--device", "cpu", "--max-steps", "1", "--image-size", "16", "--output", str(out)]
+    first = CliRunner().invoke(app, base + ["--epochs", "2", "--checkpoint-every", "1"])
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(app, base + ["--epochs", "1"])
+    assert again.exit_code == 2
+    lines = again.output.strip().splitlines()
+    assert len(lines) == 1 and "already holds a run" in lines[0] and f"--resume {out}" in lines[0], lines
+    assert "--overwrite" in lines[0]
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["epoch"] == 2  # untouched
+    over = CliRunner().invoke(app, base + ["--epochs", "1", "--overwrite"])
+    assert over.exit_code == 0, over.output
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["epoch"] == 1
+    assert not (out / "checkpoints" / "epoch_002.pt").exists()  # nothing of the old run is left to mislead
+    assert [r.split(",")[0] for r in (out / "metrics.csv").read_text().splitlines()] == ["epoch", "1"]

@@ -17,13 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from resnetcli.io import atomic_path, write_text
+from resnetcli.runs import RunLayout
 
-COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr", "time")
+#: lr is the rate the epoch started with, lr_end the one it ended with; images_per_s counts training only
+COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr", "lr_end", "time",
+           "images_per_s")
 LOGGER_NAME = "resnetcli.train"
 
 
-def setup_logging(run_dir: Path | None, level: str) -> logging.Logger:
-    """Console (stderr) and train.log handlers on the `resnetcli.train` logger."""
+def setup_logging(log_file: Path | None, level: str) -> logging.Logger:
+    """Console (stderr) and train.log (`log_file`) handlers on the `resnetcli.train` logger."""
     logger = logging.getLogger(LOGGER_NAME)
     close_logging()
     logger.setLevel(level.upper())
@@ -31,8 +34,8 @@ def setup_logging(run_dir: Path | None, level: str) -> logging.Logger:
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(console)
-    if run_dir is not None:
-        file = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
+    if log_file is not None:
+        file = logging.FileHandler(log_file, encoding="utf-8")
         file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logger.addHandler(file)
     return logger
@@ -54,10 +57,10 @@ def _clean(value: Any) -> Any:
 class MetricsLog:
     """metrics.csv and metrics.jsonl for the epochs run so far."""
 
-    def __init__(self, run_dir: Path, *, keep_until: int) -> None:
-        self.run_dir = run_dir
+    def __init__(self, layout: RunLayout, *, keep_until: int) -> None:
+        self.layout = layout
         self.rows: list[dict[str, Any]] = []
-        jsonl = run_dir / "metrics.jsonl"
+        jsonl = layout.metrics_jsonl
         if jsonl.is_file() and keep_until > 0:
             for line in jsonl.read_text(encoding="utf-8").splitlines():
                 try:
@@ -77,8 +80,8 @@ class MetricsLog:
         writer.writeheader()
         for row in self.rows:
             writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in COLUMNS})
-        write_text(self.run_dir / "metrics.csv", buf.getvalue())
-        write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.rows))
+        write_text(self.layout.metrics_csv, buf.getvalue())
+        write_text(self.layout.metrics_jsonl, "".join(json.dumps(r) + "\n" for r in self.rows))
 
 
 def write_plot(path: Path, rows: list[dict[str, Any]]) -> bool:
@@ -115,9 +118,12 @@ def write_plot(path: Path, rows: list[dict[str, Any]]) -> bool:
 
 
 class Board:
-    """TensorBoard scalars (and the model graph) when tensorboard is installed; silent otherwise."""
+    """TensorBoard scalars when tensorboard is installed; silent otherwise.
 
-    def __init__(self, run_dir: Path, *, purge_step: int | None, logger: logging.Logger) -> None:
+    No model graph: tracing it cost seconds before the first training step.
+    """
+
+    def __init__(self, folder: Path, *, purge_step: int | None, logger: logging.Logger) -> None:
         self.writer: Any = None
         self.logger = logger
         try:
@@ -125,19 +131,7 @@ class Board:
         except ImportError:
             logger.debug("tensorboard is not installed; no event files written")
             return
-        self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=purge_step)
-
-    def graph(self, model: Any, example: Any) -> None:
-        if self.writer is None:
-            return
-        import warnings
-
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # add_graph traces with torch.jit, which warns it is deprecated
-                self.writer.add_graph(model, example)
-        except Exception as exc:  # tracing fails for some models; the scalars still matter
-            self.logger.debug(f"TensorBoard graph skipped: {type(exc).__name__}: {exc}")
+        self.writer = SummaryWriter(log_dir=str(folder), purge_step=purge_step)
 
     def scalars(self, row: dict[str, Any]) -> None:
         if self.writer is None:
@@ -150,6 +144,9 @@ class Board:
             if row.get(key) is not None:
                 self.writer.add_scalar(f"accuracy/{key}", row[key], epoch)
         self.writer.add_scalar("lr", row["lr"], epoch)
+        for key in ("lr_end", "images_per_s"):
+            if row.get(key) is not None:
+                self.writer.add_scalar(key, row[key], epoch)
         self.writer.flush()
 
     def close(self) -> None:

@@ -1,57 +1,53 @@
 """From a Source split to DataLoaders whose order and augmentation depend only on (seed, epoch).
 
-That is what makes resume exact: the training sampler shuffles with a generator seeded seed + epoch
-(torch's DistributedSampler does exactly this, and it also shards across ranks), and each loader worker
-re-seeds the augmentation pipeline from (seed, epoch, worker id) when a new epoch's first index arrives.
+That is what makes resume exact (engine/rng.py states every rule): the training sampler shuffles with a
+generator seeded seed + epoch (torch's DistributedSampler does exactly this, and it also shards across
+ranks), and the augmentation pipeline is re-seeded for every batch from (seed, epoch, the batch's first
+sample index), whichever loader worker (or none) loads it.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
-
-def derive_seed(*parts: int) -> int:
-    """A 32-bit seed from several integers (numpy's SeedSequence mixes them well)."""
-    return int(np.random.SeedSequence([abs(int(p)) for p in parts]).generate_state(1)[0])
+from resnetcli.engine.rng import batch_seed, seed_transform, worker_init
+from resnetcli.errors import DataError, UsageError
 
 
 class AugmentedSplit(Dataset):
-    """A Split seen through a pipeline; indexed by (index, epoch) pairs so workers learn the epoch."""
+    """A Split seen through a pipeline; indexed by (index, epoch) pairs so workers learn the epoch.
+
+    The DataLoader fetches a whole batch through `__getitems__`, which seeds the pipeline once per batch
+    (seeding per sample would cost as much as augmenting it).
+    """
 
     def __init__(self, split: Any, transform: Any, seed: int) -> None:
         self.split = split
         self.transform = transform
         self.seed = seed
-        self._epoch: int | None = None
 
     def __len__(self) -> int:
         return len(self.split)
 
-    def _reseed(self, epoch: int) -> None:
-        info = torch.utils.data.get_worker_info()
-        worker = info.id if info is not None else 0
-        seed = derive_seed(self.seed, epoch, worker)
-        setter = getattr(self.transform, "set_random_seed", None)
-        if setter is not None:
-            setter(seed)
-        # pipelines that draw from the global generators (plugins) are covered too
-        random.seed(seed)
-        np.random.seed(seed)
-        self._epoch = epoch
-
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
-        index, epoch = key if isinstance(key, tuple) else (key, -1)
-        if epoch != self._epoch:
-            self._reseed(epoch)
+    def _load(self, index: int) -> tuple[torch.Tensor, int]:
         image, label = self.split.load(index)
         return self.transform(image=image)["image"], int(label)
+
+    def __getitems__(self, keys: Sequence[int | tuple[int, int]]) -> list[tuple[torch.Tensor, int]]:
+        pairs = [key if isinstance(key, tuple) else (key, -1) for key in keys]
+        if pairs:
+            first, epoch = pairs[0]
+            seed_transform(self.transform, batch_seed(self.seed, epoch, first))
+        return [self._load(index) for index, _ in pairs]
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+        return self.__getitems__([key])[0]
 
 
 class EpochSampler(Sampler[tuple[int, int]]):
@@ -87,26 +83,87 @@ class ShardSampler(Sampler[int]):
         return len(self.indices)
 
 
-def _worker_init(worker_id: int) -> None:
-    # torch already gives each worker its own torch seed; align python and numpy with it
-    seed = torch.initial_seed() % 2**32
-    random.seed(seed)
-    np.random.seed(seed)
-
-
 def make_loader(
     dataset: AugmentedSplit, *, batch_size: int, sampler: Sampler[Any], workers: int, pin_memory: bool,
     drop_last: bool,
 ) -> DataLoader:
+    # its own generator: the workers' base seed must not be drawn from the global torch generator, which
+    # would then be consumed once per epoch without workers but once per run with persistent ones
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=pin_memory,
-        drop_last=drop_last, persistent_workers=workers > 0, worker_init_fn=_worker_init if workers else None,
-        prefetch_factor=4 if workers > 0 else None,
+        drop_last=drop_last, persistent_workers=workers > 0, worker_init_fn=worker_init if workers else None,
+        prefetch_factor=4 if workers > 0 else None, generator=torch.Generator().manual_seed(0),
     )
 
 
-def class_counts(labels: Sequence[int], num_classes: int) -> list[int]:
-    counts = [0] * num_classes
-    for label in labels:
-        counts[int(label)] += 1
-    return counts
+
+@dataclass
+class TrainingData:
+    """The opened source and the splits training uses."""
+
+    source: Any
+    train: Any
+    val_name: str | None
+    val: Any
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.source.classes)
+
+    def describe(self) -> str:
+        """Every split's size and where it comes from, e.g. '40 train, 10 val (held out of train), 12 test (unused)'."""
+        from resnetcli.data import SubsetSplit
+
+        parts = []
+        names = self.source.splits()
+        for name in names:
+            split = self.source.split(name)
+            notes = []
+            if isinstance(split, SubsetSplit):
+                parents = [other for other in names if other != name
+                           and isinstance(self.source.split(other), SubsetSplit)
+                           and self.source.split(other).base is split.base]
+                if parents and name != "train":
+                    notes.append(f"held out of {parents[0]}")
+            if name != "train" and name != self.val_name:
+                notes.append("unused")
+            elif name == self.val_name and name != "val":
+                notes.append("used for validation")
+            parts.append(f"{len(split)} {name}" + (f" ({', '.join(notes)})" if notes else ""))
+        if self.val_name is None:
+            parts.append("no validation split")
+        return ", ".join(parts)
+
+
+def choose_val_split(choice: str, splits: list[str]) -> str | None:
+    """--val-split: auto is "val", else "test", else none; a name must be one of the data's splits."""
+    if choice != "auto":
+        if choice in ("none", ""):
+            return None
+        if choice not in splits:
+            raise UsageError(f"--val-split '{choice}' is not a split of this data: {', '.join(splits)}")
+        return choice
+    for name in ("val", "test"):
+        if name in splits:
+            return name
+    return None
+
+
+def open_training_data(data: str, options: dict[str, Any], val_choice: str) -> TrainingData:
+    """The source named by --data, its train split and the validation split --val-split picks."""
+    from resnetcli.data import open_source
+
+    source = open_source(data, **options)
+    # nothing may be held out that nothing validates on: such images go back to train (Source.give_back)
+    source = source.give_back(choose_val_split(val_choice, list(source.splits())))
+    splits = list(source.splits())
+    if "train" not in splits:
+        raise DataError(f"data {data} has no 'train' split (it has: {', '.join(splits)})")
+    train = source.split("train")
+    if len(train) == 0:
+        raise DataError(f"the train split of {data} is empty")
+    val_name = choose_val_split(val_choice, splits)
+    val = source.split(val_name) if val_name else None
+    if val is not None and len(val) == 0:
+        val_name, val = None, None
+    return TrainingData(source, train, val_name, val)

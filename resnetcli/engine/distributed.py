@@ -94,6 +94,23 @@ def lost_peer(exc: BaseException, info: DistInfo) -> TrainingError | None:
     )
 
 
+def pick_device(name: str, info: DistInfo) -> torch.device:
+    """The shared device rule (engine/device.py); on CUDA under torchrun each rank takes cuda:LOCAL_RANK."""
+    from resnetcli.engine.device import pick_device as shared_rule
+
+    device = shared_rule(name)
+    if device.type != "cuda":
+        return device
+    if info.enabled:
+        index = info.local_rank
+    else:
+        index = device.index if device.index is not None else torch.cuda.current_device()
+    torch.cuda.set_device(index)
+    # fixed input sizes: let cuDNN pick the fastest convolution algorithms once
+    torch.backends.cudnn.benchmark = True
+    return torch.device("cuda", index)
+
+
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

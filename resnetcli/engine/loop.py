@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from resnetcli.engine.distributed import all_reduce_sum
-from resnetcli.errors import TrainingError
+from resnetcli.errors import TrainingError, UsageError
 from resnetcli.optim import Schedule
 
 
@@ -54,6 +54,17 @@ class Stepper:
         return images, targets.to(self.device, non_blocking=non_blocking)
 
 
+def amp_settings(amp: bool, amp_dtype: str, device: torch.device) -> tuple[torch.dtype | None, Any]:
+    """(autocast dtype or None, GradScaler or None) for --amp/--amp-dtype on `device`."""
+    if not amp:
+        return None, None
+    if amp_dtype == "bf16":
+        return torch.bfloat16, None
+    if device.type == "cpu":
+        raise UsageError("--amp-dtype fp16 needs a GPU; on CPU use --amp-dtype bf16")
+    return torch.float16, torch.amp.GradScaler(device.type)
+
+
 def mixup_batch(
     images: torch.Tensor, targets: torch.Tensor, alpha: float, rng: np.random.Generator, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
@@ -79,10 +90,12 @@ def train_epoch(
     epoch: int,
     max_steps: int | None = None,
     rng_seed: int = 0,
-    progress: Any = None,
-    on_progress: Callable[[Any, float, float], None] | None = None,
+    on_progress: Callable[[int, float, float], None] | None = None,
 ) -> dict[str, float]:
-    """One pass over `batches`; returns train_loss and train_acc (percent), summed over all ranks."""
+    """One pass over `batches`: train_loss, train_acc (percent), steps and images, summed over all ranks.
+
+    `on_progress(steps, mean loss, accuracy)` is called every `log_every` steps and after the last one.
+    """
     model, optimizer, schedule = stepper.model, stepper.optimizer, stepper.schedule
     model.train()
     rng = np.random.default_rng(rng_seed)
@@ -137,18 +150,17 @@ def train_epoch(
             if not math.isfinite(mean_loss):
                 raise NonFiniteLoss(epoch, steps, mean_loss)
             if on_progress is not None:
-                on_progress(progress, mean_loss, 100.0 * correct_sum.item() / seen)
-        if progress is not None:
-            progress.update(1)
+                on_progress(steps, mean_loss, 100.0 * correct_sum.item() / seen)
     sums = all_reduce_sum(torch.stack([loss_sum, correct_sum, torch.tensor(float(seen), device=stepper.device,
                                                                              dtype=torch.float64)]))
     loss_total, correct_total, count = (float(v) for v in sums.tolist())
     if count == 0:
-        return {"train_loss": float("nan"), "train_acc": float("nan"), "steps": 0}
+        return {"train_loss": float("nan"), "train_acc": float("nan"), "steps": 0, "images": 0}
     mean_loss = loss_total / count
     if not math.isfinite(mean_loss):
         raise NonFiniteLoss(epoch, steps, mean_loss)
-    return {"train_loss": mean_loss, "train_acc": 100.0 * correct_total / count, "steps": steps}
+    return {"train_loss": mean_loss, "train_acc": 100.0 * correct_total / count, "steps": steps,
+            "images": int(count)}
 
 
 class NonFiniteLoss(TrainingError):
