@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
+from resnetcli.engine.config import FIELDS
+
 #: option -> its flags, the same in every command (tests/test_cli.py checks no short flag has two meanings)
 FLAGS: dict[str, tuple[str, ...]] = {
     "output": ("--output", "-o"),
@@ -25,8 +27,7 @@ FLAGS: dict[str, tuple[str, ...]] = {
     "seed": ("--seed",),
 }
 
-DEVICE_HELP = "auto (cuda, then mps, then cpu), cpu, cuda or mps."
-ARCH_HELP = "Architecture (see `resnetcli list architectures`)."
+ARCH_HELP = str(FIELDS["arch"].description)
 ARCH_OPTION_HELP = "Architecture option KEY=VALUE (repeatable), e.g. shortcut=B, depth=74."
 
 
@@ -35,6 +36,7 @@ def option(name: str, help: str, **settings: Any) -> Any:
     return typer.Option(*FLAGS[name], help=help, **settings)
 
 
-Device = Annotated[str, option("device", DEVICE_HELP)]
+#: the device rule is the training config's (resnetcli/engine/config.py); test and predict take the same values
+Device = Annotated[str, option("device", str(FIELDS["device"].description))]
 Arch = Annotated[str, option("arch", ARCH_HELP)]
 ArchOption = Annotated[list[str] | None, option("arch_option", ARCH_OPTION_HELP, metavar="K=V")]
