@@ -42,8 +42,13 @@ def predict(
     device: str = "auto",
     tta_flip: bool = False,
     runs_dir: str | os.PathLike[str] = "runs",
+    model: str | os.PathLike[str] | None = None,
 ) -> tuple[Path, list[Prediction]]:
-    """Top-k classes for every readable image; unreadable ones are warned about and skipped."""
+    """Top-k classes for every readable image; unreadable ones are warned about and skipped.
+
+    With `model`, an exported .onnx file runs with onnxruntime and its card's preprocessing
+    (resnetcli/export/runtime.py) instead of a checkpoint.
+    """
     from resnetcli.console import warn
     from resnetcli.engine.device import pick_device
     from resnetcli.inference.restore import eval_pipeline, restore
@@ -56,26 +61,36 @@ def predict(
         raise UsageError(f"--batch-size must be at least 1, not {batch_size}")
     if not images:
         raise UsageError("give at least one image file or folder")
-    # a run folder or a .pt file, both through --checkpoint (IMAGES... takes every positional argument)
-    path = find_checkpoint(checkpoint, which, runs_dir)
-    dev = pick_device(device)
-    restored = restore(path, dev)
-    pipeline = eval_pipeline(restored)
+    if model is not None:
+        from resnetcli.export.runtime import open_onnx
+
+        if checkpoint is not None:
+            raise UsageError("give either --model (an exported .onnx file) or --checkpoint, not both")
+        deployed = open_onnx(model)
+        path, network, classes, pipeline = deployed.path, deployed.model, deployed.classes, deployed.transform
+        channels, side, dev = deployed.channels, deployed.side, pick_device("cpu")  # onnxruntime's CPU session
+    else:
+        # a run folder or a .pt file, both through --checkpoint (IMAGES... takes every positional argument)
+        path = find_checkpoint(checkpoint, which, runs_dir)
+        dev = pick_device(device)
+        restored = restore(path, dev)
+        pipeline = eval_pipeline(restored)
+        network, classes, channels = restored.model, restored.classes, restored.channels
+        side = pre_resize_side(pipeline, restored.image_size)
 
     files, problems = collect_images(images)
     for problem in problems:
         warn(problem)
-    dataset = ImageFiles(files, pipeline, restored.channels, pre_resize_side(pipeline, restored.image_size),
-                         on_bad=lambda file, exc: warn(f"{file}: {exc}; skipped"))
-    outputs = run_model(restored.model, dataset, batch_size=batch_size, device=dev, tta_flip=tta_flip,
+    dataset = ImageFiles(files, pipeline, channels, side, on_bad=lambda file, exc: warn(f"{file}: {exc}; skipped"))
+    outputs = run_model(network, dataset, batch_size=batch_size, device=dev, tta_flip=tta_flip,
                         progress=False, labelled=False, collate_fn=collate_readable)
     if not len(outputs.targets):
         what = f"none of the {len(files)} file(s) could be read" if files else "no image files were found"
         raise DataError(f"nothing to classify: {what} in {', '.join(str(i) for i in images)}")
-    k = min(top_k, len(restored.classes))
+    k = min(top_k, len(classes))
     order = np.argsort(-outputs.probs, axis=1, kind="stable")[:, :k]
     results = [
-        Prediction(str(files[i]), [restored.classes[j] for j in top], [float(outputs.probs[row, j]) for j in top])
+        Prediction(str(files[i]), [classes[j] for j in top], [float(outputs.probs[row, j]) for j in top])
         for row, (i, top) in enumerate(zip(outputs.targets, order))
     ]
     return path, results

@@ -21,6 +21,11 @@ def predict_command(
     which: Annotated[
         Literal["last", "best"], typer.Option(help="With a run folder: its last or its best checkpoint.")
     ] = "last",
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", help="An exported .onnx file (resnetcli export) to run with onnxruntime instead "
+                     "of a checkpoint; preprocessing comes from its model card."),
+    ] = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="How many classes to show per image.")] = 5,
     fmt: Annotated[
         Literal["table", "csv", "json"] | None,
@@ -43,7 +48,7 @@ def predict_command(
     from resnetcli.predict import choose_format, predict, render, write_or_print
 
     path, results = predict(images, checkpoint=checkpoint, which=which, top_k=top_k, batch_size=batch_size,
-                            device=device, tta_flip=tta_flip, runs_dir=runs_dir)
+                            device=device, tta_flip=tta_flip, runs_dir=runs_dir, model=model)
     write_or_print(render(results, path, choose_format(fmt, output)), output, out)
     if output is not None:
         err.print(escape(f"wrote {len(results)} prediction(s) to {output}"))
