@@ -52,6 +52,8 @@ class Entry:
     _loaded: Any = field(default=None, repr=False)
     #: keyword names the builder takes, read from its signature when it loads
     _params: tuple[str, ...] = field(default=(), repr=False)
+    #: the names positional arguments fill, in order
+    _positional: tuple[str, ...] = field(default=(), repr=False)
     #: the builder takes **kwargs (or has no readable signature): any option is passed through to it
     _takes_any: bool = field(default=False, repr=False)
 
@@ -70,7 +72,7 @@ class Entry:
                 raise PluginError(
                     f"{self.label} points at {self.value}, which is a {type(obj).__name__}, not a callable"
                 )
-            self._params, self._takes_any = _keywords(obj)
+            self._params, self._positional, self._takes_any = _keywords(obj)
             self._loaded = obj
         return self._loaded
 
@@ -89,7 +91,7 @@ class Entry:
         """
         builder = self.load()
         options = dict(options or {})
-        taken = set(self._params[: len(args)]) | set(fixed)
+        taken = set(self._positional[: len(args)]) | set(fixed)
         unknown = sorted(k for k in options if k in taken or not self.accepts(k))
         if unknown:
             accepted = [p for p in self._params if p not in taken]
@@ -175,16 +177,18 @@ class Registry:
 
 _OWN_DISTRIBUTION = "resnetcli"
 _OPTION_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+_POSITIONAL_KINDS = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
-def _keywords(builder: Callable[..., Any]) -> tuple[tuple[str, ...], bool]:
-    """(parameter names in order, takes **kwargs) of a builder, read once from its signature."""
+def _keywords(builder: Callable[..., Any]) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+    """(keyword names, positional names, takes **kwargs) of a builder, read once from its signature."""
     try:
         params = inspect.signature(builder).parameters.values()
     except (TypeError, ValueError):  # some C callables have no signature: let the call decide
-        return (), True
-    names = tuple(p.name for p in params if p.kind in _OPTION_KINDS)
-    return names, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+        return (), (), True
+    keywords = tuple(p.name for p in params if p.kind in _OPTION_KINDS)
+    positional = tuple(p.name for p in params if p.kind in _POSITIONAL_KINDS)
+    return keywords, positional, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 def unknown_name_message(what: str, name: str, known: list[str]) -> str:

@@ -18,6 +18,10 @@ def _explicit(num_classes: int, in_channels: int = 3, *, width: int = 8, depth: 
     return {"num_classes": num_classes, "in_channels": in_channels, "width": width, "depth": depth}
 
 
+def _positional_only(num_classes: int, in_channels: int = 3, /, *, width: int = 8) -> dict[str, Any]:
+    return {"num_classes": num_classes, "in_channels": in_channels, "width": width}
+
+
 def _forwards(num_classes: int, **options: Any) -> dict[str, Any]:
     return {"num_classes": num_classes, **options}
 
@@ -36,6 +40,7 @@ def fake_module() -> Iterator[str]:
     module = types.ModuleType(name)
     module.explicit, module.forwards, module.raises = _explicit, _forwards, _raises  # type: ignore[attr-defined]
     module.value_error = _value_error  # type: ignore[attr-defined]
+    module.positional_only = _positional_only  # type: ignore[attr-defined]
     sys.modules[name] = module
     yield name
     del sys.modules[name]
@@ -59,6 +64,13 @@ def test_an_option_the_builder_does_not_take_lists_the_ones_it_does(fake_module:
     message = str(info.value)
     assert message == (f"architecture 'explicit' from distribution 'fakeplug' does not take option(s) {bad}; "
                        "it takes: width, depth")
+
+
+def test_positional_only_parameters_are_filled_but_never_options(fake_module: str) -> None:
+    entry = _entry(fake_module, "positional_only")
+    assert entry.build(5, 1, options={"width": 2}) == {"num_classes": 5, "in_channels": 1, "width": 2}
+    with pytest.raises(UsageError, match=r"does not take option\(s\) in_channels; it takes: width$"):
+        entry.build(5, options={"in_channels": 2})
 
 
 def test_a_builder_taking_kwargs_gets_every_option(fake_module: str) -> None:
