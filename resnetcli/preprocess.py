@@ -15,8 +15,6 @@ interrupted run never leaves something that looks like a finished dataset.
 
 from __future__ import annotations
 
-import csv
-import io
 import multiprocessing
 import os
 import re
@@ -32,10 +30,10 @@ from PIL import Image
 
 from resnetcli import __version__
 from resnetcli.console import warn
-from resnetcli.data import Source, build_source, detect_dataset
+from resnetcli.data import Source, SourceSpec, build_source, resolve_source
 from resnetcli.data.images import BadImage, decode_min_size, open_image, resize
 from resnetcli.errors import DataError, UsageError
-from resnetcli.io import atomic_dir, write_json, write_text
+from resnetcli.io import atomic_dir, write_csv, write_json
 
 #: side of the smaller image edge for photo folders when --size is not given (the seed's choice)
 DEFAULT_SIZE = 256
@@ -153,42 +151,31 @@ def _check_overlap(source_root: Path, output: Path) -> None:
         raise UsageError(f"--output {output} and the input {source_root} overlap; write the dataset elsewhere")
 
 
-def _resolve_source(
+def _source_spec(
     input: str | os.PathLike[str],
     root: str | os.PathLike[str] | None,
     folder_options: dict[str, Any],
     general_options: dict[str, Any],
-) -> tuple[str, Path | None, dict[str, Any]]:
-    """(builder name, root, options) for the input: a registered name or a dataset folder."""
+) -> SourceSpec:
+    """How to build the input's source (resnetcli.data.resolve_source), with the options its builder takes.
+
+    folder_options: {option: (value, the flag that set it, or None)}; a flag the builder cannot take is
+    refused, an unset one is left out. general_options go wherever they are taken.
+    """
     from resnetcli.registry import registry
 
-    text = str(input)
-    reg = registry("datasets")
-    if text in reg and "/" not in text and os.sep not in text:
-        name, where = text, (Path(root) if root is not None else None)
-    else:
-        path = Path(text).expanduser()
-        if not path.exists():
-            from resnetcli.registry import unknown_name_message
-
-            hint = unknown_name_message("dataset", text, reg.names()).split(" Known:")[0]
-            raise DataError(f"input folder {path} does not exist (nor is it a dataset name: {hint})")
-        if not path.is_dir():
-            raise DataError(f"--input {path} is a file; give a folder of class sub-folders or a dataset name")
-        if root is not None:
-            raise UsageError("--root is for named datasets (for example --input cifar10 --root DIR)")
-        name, where = detect_dataset(path) or "folder", path
-    entry = reg.entry(name)
+    spec = resolve_source(input, root)
+    entry = registry("datasets").entry(spec.name)
     options: dict[str, Any] = {}
     for key, (value, flag) in folder_options.items():
         if entry.accepts(key):
             options[key] = value
         elif flag is not None:
-            raise UsageError(f"{flag} applies to image folders; dataset '{name}' does not take it")
+            raise UsageError(f"{flag} applies to image folders; dataset '{spec.name}' does not take it")
     for key, value in general_options.items():
         if entry.accepts(key):
             options[key] = value
-    return name, where, options
+    return SourceSpec(spec.name, spec.root, options)
 
 
 def preprocess(
@@ -236,9 +223,10 @@ def preprocess(
         "test_root": (Path(test_input) if test_input else None, "--test-input" if test_input else None),
         "test_split": (test_split, "--test-split" if test_split else None),
     }
-    general = {"val_split": val_split, "seed": seed, **({"download": True} if download else {})}
-    name, where, options = _resolve_source(input, root, folder_options, general)
-    options.update(source_options or {})
+    # check_images=False: the workers decode every file in full and report the bad ones themselves
+    general = {"val_split": val_split, "seed": seed, "check_images": False, **({"download": True} if download else {})}
+    spec = _source_spec(input, root, folder_options, general)
+    name, where, options = spec.name, spec.root, {**spec.options, **(source_options or {})}
     if where is not None and root is None:
         _check_overlap(where, output)
     replace = _check_output(output, force)  # before reading anything: a refused run must be quick
@@ -352,12 +340,11 @@ def _square_size(size: Size | None, center_crop: bool, native: int | None) -> in
     return size if center_crop else None
 
 
-def _write_csv(path: Path, header: tuple[str, str], rows: list[tuple[Any, Any]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    write_text(path, buffer.getvalue())
+def _smaller_side(size: Size | None, native: int | None) -> int | None:
+    """The smaller side of every written image: what training caps its default input size at."""
+    if size is None:
+        return native
+    return min(size) if isinstance(size, tuple) else size
 
 
 def _finish(
@@ -366,9 +353,9 @@ def _finish(
     settings: dict[str, Any], *, ignored: list[str], started: float,
 ) -> dict[str, Any]:
     """Write the CSVs, rgb_val.json and report.json into the (still temporary) dataset folder."""
-    _write_csv(tmp / "categories.csv", ("name", "id"), [(c, i) for i, c in enumerate(source.classes)])
+    write_csv(tmp / "categories.csv", ("name", "id"), [(c, i) for i, c in enumerate(source.classes)])
     for split_name, split_rows in rows.items():
-        _write_csv(tmp / f"{split_name}.csv", ("image", "class_id"), split_rows)
+        write_csv(tmp / f"{split_name}.csv", ("image", "class_id"), split_rows)
 
     mean = sums / max(count, 1)
     std = np.sqrt(np.maximum(sumsq / max(count, 1) - mean ** 2, 0.0))
@@ -397,6 +384,7 @@ def _finish(
         "size": list(size) if isinstance(size, tuple) else size,
         "center_crop": center_crop,
         "image_size": _square_size(size, center_crop, source.image_size),
+        "smaller_side": _smaller_side(size, source.image_size),
         "channels": source.channels,
         "classes": len(source.classes),
         "images_in": total + len(skipped),

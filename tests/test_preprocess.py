@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import class_image, make_image_folder
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import class_image, make_image_folder
 from resnetcli import preprocess as pp
 from resnetcli.cli import app
 from resnetcli.data import open_source
@@ -36,7 +36,7 @@ def mixed_folder(root: Path) -> dict[str, int]:
         ("001.ak47", "palette.gif", Image.fromarray(class_image(0, 3, (40, 40), 8)).convert("P")),
         ("002.bear", "alpha.png", Image.fromarray(class_image(1, 3, (36, 52), 9)).convert("RGBA")),
         ("002.bear", "cmyk.jpg", Image.fromarray(class_image(1, 3, (64, 48), 10)).convert("CMYK")),
-        ("003.cactus", "deep.png", Image.fromarray((class_image(2, 3, (40, 30), 11)[..., 1].astype(np.uint16) * 257))),
+        ("003.cactus", "deep.png", Image.fromarray(class_image(2, 3, (40, 30), 11)[..., 1].astype(np.uint16) * 257)),
     ]
     for cls, name, img in extra:
         img.save(root / cls / name)
@@ -135,7 +135,7 @@ def test_interrupted_run_leaves_no_dataset(image_folder: Path, tmp_path: Path, m
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--input", "{tmp}/nope"], "input folder .*nope does not exist"),
+        (["--input", "{tmp}/nope"], "dataset folder .*nope does not exist"),
         (["--input", "{tmp}/one"], "at least two"),
         (["--input", "{tmp}/withempty"], "class folder .*empty has no images"),
         (["--input", "{tmp}/images", "--size", "big"], "--size expects N"),
@@ -267,3 +267,31 @@ def test_parse_size() -> None:
     assert pp.parse_size("256") == 256 and pp.parse_size("224x192") == (224, 192) and pp.parse_size(None) is None
     with pytest.raises(UsageError):
         pp.parse_size("0")
+
+
+def test_readme_caltech256_example_with_exclude_class(tmp_path: Path) -> None:
+    # torchvision's Caltech256 layout under --root; the files are there, so nothing downloads
+    categories = tmp_path / "root" / "caltech256" / "256_ObjectCategories"
+    make_image_folder(categories, ["001.ak47", "002.bat", "003.cake", "257.clutter"], 5, (30, 24))
+    out = tmp_path / "data" / "caltech"
+    result = runner.invoke(app, ["preprocess", "--input", "caltech256", "--output", str(out), "--exclude-class",
+                                 "257.clutter", "--exclude-class", "003.cake", "--root", str(tmp_path / "root"),
+                                 "--size", "16", "--workers", "1"])
+    assert result.exit_code == 0, result.output  # exited 2: "--exclude-class applies to image folders"
+    assert (out / "categories.csv").read_text() == "name,id\nak47,0\nbat,1\n"
+    assert json.loads((out / "report.json").read_text())["written"] == 10
+
+
+def test_processed_folder_caps_the_training_size_at_the_written_side(tmp_path: Path) -> None:
+    from helpers_train import run_engine
+
+    make_image_folder(tmp_path / "in", 2, 6, [(40, 30), (30, 44)])
+    report = pp.preprocess(tmp_path / "in", tmp_path / "p", size=16, workers=1, progress=False)
+    assert report["image_size"] is None and report["smaller_side"] == 16  # not square, but never below 16
+    assert open_source(tmp_path / "p").image_size == 16
+    run_engine(tmp_path / "p", tmp_path / "run", epochs=1, max_steps=1)  # resnet20's own default is 32px
+    assert "image_size: 16" in (tmp_path / "run" / "config.yaml").read_text().splitlines()
+    # a folder written before smaller_side existed: its integer --size says the same
+    report.pop("smaller_side")
+    (tmp_path / "p" / "report.json").write_text(json.dumps(report))
+    assert open_source(tmp_path / "p").image_size == 16

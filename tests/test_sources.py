@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_image_folder
 from PIL import Image
 
-from conftest import make_image_folder
 from resnetcli.data import ArraySplit, open_source, stratified_split
-from resnetcli.data import sources as S
+from resnetcli.data import arrays as S
 from resnetcli.data.folders import scan_class_tree
 from resnetcli.data.images import BadImage, open_image, to_rgb
 from resnetcli.errors import DataError, UsageError
@@ -232,7 +232,7 @@ def test_folder_source_caltech_names_split_and_load(tmp_path: Path) -> None:
     assert (len(train), len(val)) == (21, 9)
     assert [val.labels.count(c) for c in range(3)] == [3, 3, 3]  # stratified
     assert {train.ident(i) for i in range(len(train))}.isdisjoint(val.ident(i) for i in range(len(val)))
-    image, label = val.load(0)
+    image, _ = val.load(0)
     assert image.shape == (16, 20, 3) and image.dtype == np.uint8
     assert val.ident(0).startswith(("001.ak47/", "002.american-flag/", "003.backpack/"))
     again = open_source(root, exclude_classes=["clutter"], val_split=0.3, seed=4)
