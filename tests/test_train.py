@@ -101,7 +101,7 @@ def test_torchrun_two_processes_with_gloo(images: Path, tmp_path: Path) -> None:
     assert "on cpu x2 processes" in log
     import re
 
-    n_val = int(re.search(r"(\d+) val,", log).group(1))
+    n_val = int(re.search(r"(\d+) val\b", log).group(1))
     assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 1  # rank 0 alone writes
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert not any(k.startswith("module.") for k in state["model"])  # saved unwrapped from DDP
@@ -209,3 +209,40 @@ def test_mixup_and_smoothing_runs_record_different_losses(images: Path, tmp_path
     assert mixed.last["train_loss"] != base.last["train_loss"]
     # same seed, same data, same first weights: only the loss differed
     assert base.last["train_acc"] >= 0 and mixed.last["epoch"] == smooth.last["epoch"] == 1
+
+
+def test_epoch_line_metrics_and_tensorboard_give_the_lr_at_the_end_and_the_speed(tmp_path: Path) -> None:
+    """A one-epoch cosine run anneals to 0 during the epoch: the line says so (issue 16), with images/s; the
+    first line names every split's size and where it came from; 4 classes are scored top-4, not top-5."""
+    root = tmp_path / "data"
+    write_images(root / "train", classes=4, per_class=6, size=16)
+    write_images(root / "test", classes=4, per_class=2, size=16, seed=1)
+    run = tmp_path / "run"
+    run_engine(root, run, epochs=1, max_steps=None, scheduler="cosine", tensorboard=True, log_level="INFO",
+               data_options={"val_split": 0.25})
+    log = (run / "train.log").read_text()
+    assert "(18 train, 6 val (held out of train: val_split=0.25" in log and "8 test (unused);" in log
+    line = next(x for x in log.splitlines() if "epoch 1/1:" in x)
+    assert "lr 0.1→0," in line and "top-4 " in line and "top-5" not in line
+    speed = float(line.split(" img/s")[0].rsplit(" ", 1)[1])
+    assert speed > 0
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert float(rows[0]["lr"]) == 0.1 and float(rows[0]["lr_end"]) == 0.0
+    assert float(rows[0]["images_per_s"]) > 0
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    assert {"lr", "lr_end", "images_per_s"} <= set(events.Tags()["scalars"])
+    assert events.Tags()["graph"] is False  # no graph tracing before the first step
+    assert events.Scalars("lr_end")[0].value == 0.0
+
+
+def test_no_validation_split_trains_on_every_image(tmp_path: Path) -> None:
+    """With --val-split none nothing is held out: the whole train/ folder is trained on."""
+    root = write_images(tmp_path / "data", classes=2, per_class=10, size=16)
+    run_engine(root, tmp_path / "run", epochs=1, max_steps=1, val_split="none", log_level="INFO")
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "(20 train, no validation;" in log
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["data"]["train_size"] == 20

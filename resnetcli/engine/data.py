@@ -111,27 +111,18 @@ class TrainingData:
         return list(self.source.classes)
 
     def describe(self) -> str:
-        """Every split's size and where it comes from, e.g. '40 train, 10 val (held out of train), 12 test (unused)'."""
-        from resnetcli.data import SubsetSplit
-
+        """Every split's size and where it came from, e.g. '48000 train, 12000 val (held out of train: ...),
+        10000 test (unused)'."""
         parts = []
-        names = self.source.splits()
-        for name in names:
-            split = self.source.split(name)
-            notes = []
-            if isinstance(split, SubsetSplit):
-                parents = [other for other in names if other != name
-                           and isinstance(self.source.split(other), SubsetSplit)
-                           and self.source.split(other).base is split.base]
-                if parents and name != "train":
-                    notes.append(f"held out of {parents[0]}")
-            if name != "train" and name != self.val_name:
-                notes.append("unused")
+        for name in self.source.splits():
+            text = self.source.describe(name)
+            if name not in ("train", self.val_name):
+                text += " (unused)"
             elif name == self.val_name and name != "val":
-                notes.append("used for validation")
-            parts.append(f"{len(split)} {name}" + (f" ({', '.join(notes)})" if notes else ""))
+                text += " (validates)"
+            parts.append(text)
         if self.val_name is None:
-            parts.append("no validation split")
+            parts.append("no validation")
         return ", ".join(parts)
 
 
