@@ -34,7 +34,8 @@ def _png_header_only(path: Path, width: int, height: int) -> Path:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b""))
+                     + chunk(b"IEND", b""))
     return path
 
 
@@ -161,3 +162,22 @@ def test_every_awkward_file_is_converted_or_reported(messy: dict[str, object], t
     halves = find(lambda a: np.abs(a[:, :5].mean((0, 1)) - (0, 0, 255)).max() < 12
                   and np.abs(a[:, -5:].mean((0, 1)) - (255, 255, 255)).max() < 12)
     assert len(halves) == 1
+
+
+def test_training_sets_aside_the_files_preprocess_skips(messy: dict[str, object],
+                                                        capsys: pytest.CaptureFixture) -> None:
+    # training on the raw folder judges files by their headers (no decode) and must not trip on any of these
+    from resnetcli.data import open_source
+
+    root: Path = messy["root"]  # type: ignore[assignment]
+    good: dict[str, list[str]] = messy["good"]  # type: ignore[assignment]
+    bad: dict[str, str] = messy["bad"]  # type: ignore[assignment]
+    source = open_source(root, val_split=0.0)
+    reasons = dict(source.notes["problems"])
+    assert reasons.keys() == bad.keys()
+    kept = source.split("train")
+    assert sorted(kept.ident(i) for i in range(len(kept))) == sorted(f"{c}/{n}" for c, ns in good.items() for n in ns)
+    for i in range(len(kept)):
+        assert kept.load(i)[0].dtype == np.uint8  # every file kept decodes
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: skipped")]
+    assert len(warnings) == len(bad)
