@@ -7,14 +7,16 @@ OUTPUT/
   rgb_val.json     per-channel mean and std, 0-255 scale, measured on the resized train images
   report.json      what went in, what was written, every skipped file with its reason
 
-Image folders go through Pillow's JPEG draft mode (decoding at 1/2, 1/4 or 1/8 scale, never below
-the target size) and a process pool; array datasets (CIFAR, MNIST) go through the same writer at
-their native size. The whole folder is built beside OUTPUT and renamed into place at the end, so an
-interrupted run never leaves something that looks like a finished dataset.
+Image folders go through resnetcli.data.images.load_resized (plain JPEGs decoded by OpenCV at 1/2, 1/4
+or 1/8 scale when that stays above the target size, everything else by Pillow) and a process pool; array
+datasets (CIFAR, MNIST) go through the same writer at their native size. The whole folder is built beside
+OUTPUT and renamed into place at the end, so an interrupted run never leaves something that looks like a
+finished dataset.
 """
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 import re
@@ -31,7 +33,7 @@ from PIL import Image
 from resnetcli import __version__
 from resnetcli.console import warn
 from resnetcli.data import Source, SourceSpec, build_source, resolve_source
-from resnetcli.data.images import BadImage, decode_min_size, open_image, resize
+from resnetcli.data.images import BadImage, encode_jpeg, load_resized, resize_array
 from resnetcli.errors import DataError, UsageError
 from resnetcli.io import atomic_dir, write_csv, write_json
 
@@ -91,28 +93,35 @@ def _process(task: tuple) -> tuple:
     size, channels = _STATE["size"], _STATE["channels"]
     try:
         if path is not None:
-            img = open_image(path, channels=channels, min_size=decode_min_size(size),
-                             max_pixels=_STATE["max_pixels"])
+            arr = load_resized(path, size, center_crop=_STATE["center_crop"], channels=channels,
+                               max_pixels=_STATE["max_pixels"])
         else:
             arr, _ = _STATE["source"].split(split).load(index)
-            img = Image.fromarray(np.ascontiguousarray(arr[..., 0] if channels == 1 else arr),
-                                  "L" if channels == 1 else "RGB")
-        img = resize(img, size, center_crop=_STATE["center_crop"])
+            arr = resize_array(np.ascontiguousarray(arr[..., :1] if channels == 1 else arr), size,
+                               center_crop=_STATE["center_crop"])
     except BadImage as exc:
         return slot, None, str(exc), None
     name = f"{out_split}/{uuid.uuid4().hex}.jpg"
-    options: dict[str, Any] = {"quality": _STATE["quality"]}
-    if channels == 3:
-        options["subsampling"] = 0  # full-resolution colour: 4:2:0 visibly smears small images
+    data = encode_jpeg(arr, _STATE["quality"])
+    target = os.path.join(_STATE["out_dir"], name)
     try:
-        img.save(os.path.join(_STATE["out_dir"], name), "JPEG", **options)
+        with open(target, "xb") as f:
+            f.write(data)
+            f.flush()
+            # a file-size limit (ulimit -f) can cut a write short: that must fail, not leave a truncated JPEG
+            if os.fstat(f.fileno()).st_size != len(data):
+                raise OSError(errno.EFBIG, f"only {os.fstat(f.fileno()).st_size} of {len(data)} bytes written")
     except OSError as exc:
-        raise DataError(f"cannot write {name} under {_STATE['out_dir']}: {exc}") from None
+        Path(target).unlink(missing_ok=True)
+        what = path if path is not None else f"{split} image {index}"
+        raise DataError(f"cannot write {name} (from {what}) under {_STATE['out_dir']}: "
+                        f"{exc.strerror or exc}") from None
     stats = None
     if want_stats:
         # Pillow's C histogram gives exact sums and sums of squares far faster than float arrays
-        counts = np.asarray(img.histogram(), dtype=np.float64).reshape(channels, 256)
-        stats = (counts @ _LEVELS, counts @ _LEVELS_SQ, img.width * img.height)
+        counts = np.asarray(Image.fromarray(arr[:, :, 0] if channels == 1 else arr).histogram(),
+                            dtype=np.float64).reshape(channels, 256)
+        stats = (counts @ _LEVELS, counts @ _LEVELS_SQ, arr.shape[0] * arr.shape[1])
     return slot, name, None, stats
 
 

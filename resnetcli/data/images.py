@@ -2,11 +2,16 @@
 
 Every path that turns a file into pixels (the `folder` and `processed` sources, `preprocess`, `predict`)
 goes through `open_image`, so EXIF orientation, palette transparency, CMYK and 16-bit images are handled
-the same way everywhere.
+the same way everywhere. `load_resized` adds a fast path for the common case, a plain RGB or grayscale
+JPEG: OpenCV decodes it (with the same DCT scaling as Pillow's draft mode) and every resize is OpenCV's
+INTER_AREA, about twice Pillow's speed on photo-sized images; anything else, including every damaged
+file, still goes through `open_image`, so what is accepted and each skip reason stay the same.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import warnings
 from pathlib import Path
@@ -23,8 +28,6 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 #: transparent pixels are composited on white: what a viewer shows, and the same for every mode
 BACKGROUND = (255, 255, 255)
 
-#: resampling filter for every resize (antialiased when shrinking)
-RESAMPLE = Image.Resampling.BICUBIC
 
 
 class BadImage(Exception):
@@ -124,10 +127,9 @@ def open_image(
                 # draft() picks the largest DCT scaling that keeps both sides >= the requested ones
                 img.draft("RGB", (max(1, min_size[0]), max(1, min_size[1])))
             img.load()
-            try:
+            # a corrupt EXIF block must not lose an otherwise good image
+            with contextlib.suppress(Exception):
                 ImageOps.exif_transpose(img, in_place=True)  # in place: no copy when already upright
-            except Exception:  # a corrupt EXIF block must not lose an otherwise good image
-                pass
             return to_mode(img, channels)
     except BadImage:
         raise
@@ -182,14 +184,124 @@ def resize(img: Image.Image, size: int | tuple[int, int] | None, *, center_crop:
     """
     if size is None:
         return img
-    width, height = img.size
+    arr = resize_array(np.asarray(img), size, center_crop=center_crop)
+    return Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+
+
+def resize_array(arr: np.ndarray, size: int | tuple[int, int] | None, *, center_crop: bool = False) -> np.ndarray:
+    """`resize` on an HxW or HxWxC uint8 array; returns HxWxC.
+
+    Shrinking uses OpenCV's INTER_AREA (antialiased, and the fastest good filter here); enlarging, where
+    area averaging has nothing to average, uses INTER_CUBIC.
+    """
+    import cv2
+
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if size is None:
+        return arr
+    height, width = arr.shape[:2]
     new_w, new_h = resized_size(width, height, size, center_crop)
     if (new_w, new_h) != (width, height):
-        img = img.resize((new_w, new_h), RESAMPLE, reducing_gap=3.0)
+        shrink = new_w <= width and new_h <= height
+        out = cv2.resize(arr, (new_w, new_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+        arr = out[:, :, None] if out.ndim == 2 else out  # OpenCV drops a single channel's axis
     if center_crop:
         crop_h, crop_w = size if isinstance(size, tuple) else (size, size)
-        left = (new_w - crop_w) // 2
-        top = (new_h - crop_h) // 2
-        img = img.crop((left, top, left + crop_w, top + crop_h))
-    return img
+        top, left = (new_h - crop_h) // 2, (new_w - crop_w) // 2
+        arr = arr[top:top + crop_h, left:left + crop_w]
+    return np.ascontiguousarray(arr)
 
+
+def load_resized(
+    path: str | os.PathLike[str],
+    size: int | tuple[int, int] | None,
+    *,
+    center_crop: bool = False,
+    channels: int = 3,
+    max_pixels: int | None = None,
+) -> np.ndarray:
+    """`resize(open_image(path, ...), size)` as an HxWxC uint8 array (RGB or gray), fast for plain JPEGs.
+
+    Raises BadImage with open_image's reason for anything that cannot be read.
+    """
+    arr = _decode_plain_jpeg(path, decode_min_size(size), channels, max_pixels)
+    if arr is None:
+        arr = np.asarray(open_image(path, channels=channels, min_size=decode_min_size(size), max_pixels=max_pixels))
+    return resize_array(arr, size, center_crop=center_crop)
+
+
+#: EXIF orientation -> the view that makes the pixels upright, as PIL.ImageOps.exif_transpose does
+_UPRIGHT = {
+    2: lambda a: a[:, ::-1],  # FLIP_LEFT_RIGHT
+    3: lambda a: a[::-1, ::-1],  # ROTATE_180
+    4: lambda a: a[::-1],  # FLIP_TOP_BOTTOM
+    5: lambda a: a.swapaxes(0, 1),  # TRANSPOSE
+    6: lambda a: np.rot90(a, -1),  # ROTATE_270 (counter-clockwise)
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),  # TRANSVERSE
+    8: lambda a: np.rot90(a, 1),  # ROTATE_90
+}
+
+
+def _decode_plain_jpeg(
+    path: str | os.PathLike[str], min_size: tuple[int, int] | None, channels: int, max_pixels: int | None
+) -> np.ndarray | None:
+    """The upright pixels of a complete RGB or grayscale JPEG decoded by OpenCV, or None for anything else.
+
+    None sends the file to open_image: other formats and modes (CMYK, ...), a file that is missing its
+    end marker (OpenCV decodes truncated data without an error, as grey), a bad EXIF block, a file over
+    the pixel limit, anything OpenCV refuses. So only files Pillow would read alike take this path.
+    """
+    import cv2
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    if data[:2] != b"\xff\xd8" or data.rfind(b"\xff\xd9", max(0, len(data) - 64)) < 0:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:  # the header only: format, mode, size, EXIF
+                if img.format != "JPEG" or img.mode not in ("RGB", "L"):
+                    return None
+                width, height = img.size
+                gray = img.mode == "L"
+                orientation = img.getexif().get(0x0112, 1)
+    except Exception:  # whatever it is, open_image reports it
+        return None
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    if (limit and width * height > limit) or (channels == 1 and not gray):
+        return None  # the limit's reason is open_image's; RGB -> L keeps Pillow's luma weights
+    scale = 1
+    if min_size is not None:  # the DCT scale Pillow's draft() picks: the largest keeping both sides
+        fits = min(width // max(1, min_size[0]), height // max(1, min_size[1]))
+        scale = next((s for s in (8, 4, 2) if fits >= s), 1)
+    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+             8: cv2.IMREAD_REDUCED_COLOR_8}[scale]
+    if channels == 1:
+        flags = {1: cv2.IMREAD_GRAYSCALE, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+                 8: cv2.IMREAD_REDUCED_GRAYSCALE_8}[scale]
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), flags | cv2.IMREAD_IGNORE_ORIENTATION)
+    if arr is None or arr.shape[:2] != (-(-height // scale), -(-width // scale)):
+        return None
+    arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB) if channels == 3 else arr[:, :, None]
+    upright = _UPRIGHT.get(orientation)
+    return np.ascontiguousarray(upright(arr)) if upright is not None else arr
+
+
+def encode_jpeg(arr: np.ndarray, quality: int) -> bytes:
+    """An HxWxC uint8 RGB or gray array as JPEG bytes; colour at full resolution (4:2:0 smears small images)."""
+    import cv2
+
+    if arr.shape[2] == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
+        params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+                  cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+    else:
+        params = [cv2.IMWRITE_JPEG_QUALITY, quality]
+    ok, buffer = cv2.imencode(".jpg", arr, params)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {arr.shape} array as JPEG")
+    return buffer.tobytes()
