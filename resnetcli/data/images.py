@@ -225,10 +225,14 @@ def load_resized(
 
     Raises BadImage with open_image's reason for anything that cannot be read.
     """
-    arr = _decode_plain_jpeg(path, decode_min_size(size), channels, max_pixels)
-    if arr is None:
+    import cv2
+
+    bgr = _decode_plain_jpeg(path, decode_min_size(size), channels, max_pixels)
+    if bgr is None:
         arr = np.asarray(open_image(path, channels=channels, min_size=decode_min_size(size), max_pixels=max_pixels))
-    return resize_array(arr, size, center_crop=center_crop)
+        return resize_array(arr, size, center_crop=center_crop)
+    arr = resize_array(bgr, size, center_crop=center_crop)
+    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB) if channels == 3 else arr  # after the resize: fewer pixels
 
 
 #: EXIF orientation -> the view that makes the pixels upright, as PIL.ImageOps.exif_transpose does
@@ -246,7 +250,7 @@ _UPRIGHT = {
 def _decode_plain_jpeg(
     path: str | os.PathLike[str], min_size: tuple[int, int] | None, channels: int, max_pixels: int | None
 ) -> np.ndarray | None:
-    """The upright pixels of a complete RGB or grayscale JPEG decoded by OpenCV, or None for anything else.
+    """The upright pixels (BGR, or HxWx1 gray) of a complete RGB or grayscale JPEG decoded by OpenCV, or None.
 
     None sends the file to open_image: other formats and modes (CMYK, ...), a file that is missing its
     end marker (OpenCV decodes truncated data without an error, as grey), a bad EXIF block, a file over
@@ -286,7 +290,7 @@ def _decode_plain_jpeg(
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), flags | cv2.IMREAD_IGNORE_ORIENTATION)
     if arr is None or arr.shape[:2] != (-(-height // scale), -(-width // scale)):
         return None
-    arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB) if channels == 3 else arr[:, :, None]
+    arr = arr if channels == 3 else arr[:, :, None]
     upright = _UPRIGHT.get(orientation)
     return np.ascontiguousarray(upright(arr)) if upright is not None else arr
 
