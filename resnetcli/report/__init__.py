@@ -1,0 +1,43 @@
+"""`resnetcli report`: one self-contained HTML page per run (see page.py for what it shows)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from resnetcli.errors import CheckpointError
+from resnetcli.io import write_text
+from resnetcli.runs import latest_run
+
+#: the page's name inside the run folder when --output is not given
+REPORT_NAME = "report.html"
+
+
+def build_report(
+    run: str | os.PathLike[str] | None = None,
+    output: str | os.PathLike[str] | None = None,
+    *,
+    runs_dir: str | os.PathLike[str] = "runs",
+) -> Path:
+    """Write the report of `run` (default: the latest run under runs_dir) atomically; returns its path."""
+    from resnetcli.report.collect import load_run
+    from resnetcli.report.page import render
+    from resnetcli.report.thumbs import Thumbnails
+
+    if run is None:
+        found = latest_run(runs_dir)
+        if found is None:
+            raise CheckpointError(f"no trained run found under {runs_dir}/; train one with `resnetcli train` "
+                                  "or pass a run folder")
+        run_dir = found
+    else:
+        run_dir = Path(run)
+        if not run_dir.is_dir():
+            raise CheckpointError(f"run folder {run_dir} does not exist; `ls {runs_dir}` lists the runs")
+        if not (run_dir / "config.yaml").is_file() and not (run_dir / "metrics.jsonl").is_file():
+            raise CheckpointError(f"{run_dir} is not a run folder (no config.yaml or metrics.jsonl in it)")
+    data = load_run(run_dir)
+    thumbs = Thumbnails(data.data_spec, data.data_dir, data.eval_split)
+    path = Path(output) if output is not None else run_dir / REPORT_NAME
+    write_text(path, render(data, thumbs.uri))
+    return path

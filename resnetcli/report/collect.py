@@ -1,0 +1,129 @@
+"""What the report shows, read from the files a run folder already holds (nothing is recomputed but
+calibration, which needs only predictions.csv's probabilities).
+
+Every part may be missing (a run never tested, a dataset preprocessed before the doctor existed): the
+loader returns None for it and the page says how to produce it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from resnetcli.runs import RunLayout
+
+#: confidence bins of the reliability diagram and the expected calibration error
+CALIBRATION_BINS = 15
+
+
+@dataclass
+class RunData:
+    """Everything the page needs, as plain Python values."""
+
+    run_dir: Path
+    config: dict[str, Any] | None = None
+    config_text: str | None = None
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    eval_split: str | None = None
+    metrics: dict[str, Any] | None = None
+    predictions: list[dict[str, str]] | None = None
+    data_spec: str | None = None
+    data_dir: Path | None = None
+    data_report: dict[str, Any] | None = None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _eval_dir(layout: RunLayout) -> tuple[str | None, Path | None]:
+    """eval_test if the run was tested on its test split, else the newest eval_<split> folder."""
+    found = [p for p in layout.run_dir.glob("eval_*") if (p / "metrics.json").is_file()]
+    if not found:
+        return None, None
+    preferred = layout.eval_dir("test")
+    chosen = preferred if preferred in found else max(found, key=lambda p: (p / "metrics.json").stat().st_mtime)
+    return chosen.name[len("eval_"):], chosen
+
+
+def _data_folder(spec: str, config: dict[str, Any], run_dir: Path) -> Path | None:
+    """The data folder of a run, found the way `resnetcli test` finds it (resnetcli.inference.data)."""
+    from types import SimpleNamespace
+
+    from resnetcli.inference.data import training_data_path
+
+    found = training_data_path(SimpleNamespace(  # type: ignore[arg-type]
+        data_spec=spec, state={"config": config}, path=RunLayout(run_dir).last))
+    path = Path(found)
+    return path if path.is_dir() else None
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> RunData:
+    """Read config.yaml, metrics.jsonl, eval_<split>/ and the data's report.json of a run folder."""
+    from resnetcli.options import load_yaml
+
+    layout = RunLayout(run_dir)
+    data = RunData(run_dir=layout.run_dir)
+    if layout.config.is_file():
+        data.config_text = layout.config.read_text(encoding="utf-8")
+        loaded = load_yaml(data.config_text)
+        data.config = loaded if isinstance(loaded, dict) else None
+    if layout.metrics_jsonl.is_file():
+        for line in layout.metrics_jsonl.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # a line cut by a crash: the rest of the history still shows
+            if isinstance(row, dict):
+                data.epochs.append(row)
+    data.eval_split, eval_dir = _eval_dir(layout)
+    if eval_dir is not None:
+        data.metrics = _read_json(eval_dir / "metrics.json")
+        pred = eval_dir / "predictions.csv"
+        if pred.is_file():
+            with open(pred, newline="", encoding="utf-8") as fh:
+                data.predictions = list(csv.DictReader(fh))
+    spec = (data.metrics or {}).get("data") or (data.config or {}).get("data")
+    if spec:
+        data.data_spec = str(spec)
+        data.data_dir = _data_folder(str(spec), data.config or {}, layout.run_dir)
+        if data.data_dir is not None:
+            data.data_report = _read_json(data.data_dir / "report.json")
+    return data
+
+
+def calibration(predictions: list[dict[str, str]], bins: int = CALIBRATION_BINS) -> dict[str, Any]:
+    """Reliability bins and the expected calibration error of the top-1 confidence (Guo et al., 2017)."""
+    table = [{"lo": k / bins, "hi": (k + 1) / bins, "count": 0, "correct": 0, "conf_sum": 0.0} for k in range(bins)]
+    for row in predictions:
+        conf = float(row["top1_prob"])
+        b = table[min(int(conf * bins), bins - 1)]
+        b["count"] += 1
+        b["correct"] += int(row["correct"])
+        b["conf_sum"] += conf
+    n = sum(b["count"] for b in table)
+    ece = 0.0
+    out = []
+    for b in table:
+        acc = b["correct"] / b["count"] if b["count"] else 0.0
+        conf = b["conf_sum"] / b["count"] if b["count"] else 0.0
+        ece += b["count"] / max(n, 1) * abs(acc - conf)
+        out.append({"lo": b["lo"], "hi": b["hi"], "count": b["count"], "accuracy": acc, "confidence": conf})
+    return {"bins": out, "ece": ece, "samples": n}
+
+
+def probability_of(row: dict[str, str], name: str) -> float | None:
+    """The probability predictions.csv gives class `name` (None when it is not among the top-k)."""
+    k = 1
+    while f"top{k}_class" in row:
+        if row[f"top{k}_class"] == name:
+            return float(row[f"top{k}_prob"])
+        k += 1
+    return None
