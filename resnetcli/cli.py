@@ -106,6 +106,10 @@ def _register() -> None:
     app.command("predict")(predict.predict_command)
     app.command("export")(export.export_command)
     app.command("summarize")(summarize.summarize_command)
+    from resnetcli.commands import doctor, report
+
+    app.command("report")(report.report_command)
+    app.command("doctor")(doctor.doctor_command)
     app.command("list")(listing.list_command)
 
 
