@@ -30,6 +30,7 @@ BAD_NUMBERS: dict[str, list[str]] = {
     "grad_clip": ["0", "-1", "nan", "inf", "1e30"],
     "label_smoothing": ["-1", "1", "nan", "inf", "1e30"],
     "mixup": ["-1", "nan", "inf", "1e30"],
+    "cutmix": ["-1", "nan", "inf", "1e30"],
     "image_size": ["0", "-1", "4", "nan", "1e30", "100000"],
     "checkpoint_every": ["-1", "nan", "1e30"],
     "max_steps": ["0", "-1", "nan", "1e30"],

@@ -7,6 +7,7 @@ cannot drift from what the config does.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,6 +33,34 @@ def _options(key: str, *decls: str, panel: str, example: str) -> Any:
     """A repeatable KEY=VALUE flag filling the config's option map `key`."""
     return typer.Option(*decls, metavar="K=V", help=f"{describe(key)} KEY=VALUE, repeatable; e.g. {example}.",
                         rich_help_panel=panel)
+
+
+#: train_command parameters that fill a config option map -> (config key, the flag as typed)
+_OPTION_MAPS = {"data_option": ("data_options", "--data-option"), "arch_option": ("arch_options", "--arch-option"),
+                "opt_option": ("optimizer_options", "--opt-option"),
+                "sched_option": ("sched_options", "--sched-option"), "aug_option": ("aug_options", "--aug-option")}
+#: train_command parameters whose config key is spelled differently
+_KEYS = {"compile_": "compile", "logger": "loggers"}
+
+
+def config_flags(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The config keys set by the flags a user typed (None means not typed), from parameters named as
+    train_command's: the one translation for train and every command that reuses its flags (lr-find)."""
+    from resnetcli.options import parse_key_values
+
+    given: dict[str, Any] = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        if name in _OPTION_MAPS:
+            key, flag = _OPTION_MAPS[name]
+            if value:
+                given[key] = parse_key_values(value, flag)
+        elif name == "logger":  # --logger tensorboard,mlflow
+            given["loggers"] = [part.strip() for part in str(value).split(",") if part.strip()]
+        else:
+            given[_KEYS.get(name, name)] = str(value) if isinstance(value, Path) else value
+    return given
 
 
 def train_command(
@@ -64,6 +93,7 @@ def train_command(
         "aug_options", "--aug-option", panel=_AUG, example="reflect=true")] = None,
     image_size: Annotated[int | None, _flag("image_size", "--image-size", panel=_AUG)] = None,
     mixup: Annotated[float | None, _flag("mixup", "--mixup", panel=_AUG, metavar="ALPHA")] = None,
+    cutmix: Annotated[float | None, _flag("cutmix", "--cutmix", panel=_AUG, metavar="ALPHA")] = None,
     config: Annotated[str | None, typer.Option(
         "--config", help="YAML config file, or a shipped recipe name (see resnetcli/configs). "
         "Flags given here override it.", rich_help_panel=_RUN)] = None,
@@ -73,6 +103,7 @@ def train_command(
     overwrite: Annotated[bool | None, _flag("overwrite", "--overwrite", panel=_RUN)] = None,
     checkpoint_every: Annotated[int | None, _flag("checkpoint_every", "--checkpoint-every", panel=_RUN)] = None,
     log_level: Annotated[str | None, _flag("log_level", "--log-level", panel=_RUN)] = None,
+    logger: Annotated[str | None, _flag("loggers", "--logger", panel=_RUN, metavar="NAME,...")] = None,
     print_config: Annotated[bool, typer.Option(
         "--print-config", help="Print the resolved config as YAML and exit.", rich_help_panel=_RUN)] = False,
     max_steps: Annotated[int | None, _flag("max_steps", "--max-steps", panel=_RUN)] = None,
@@ -87,27 +118,7 @@ def train_command(
     drop_last: Annotated[bool | None, _flag("drop_last", "--drop-last/--no-drop-last", panel=_SPEED)] = None,
 ) -> None:
     """Train a network; writes runs/<name>/ (config, metrics, logs, checkpoints, plot, TensorBoard)."""
-    from resnetcli.options import parse_key_values
-
-    flags: dict[str, Any] = {
-        "data": data, "val_split": val_split, "arch": arch, "optimizer": optimizer, "scheduler": scheduler,
-        "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "momentum": momentum,
-        "decay_bn_bias": decay_bn_bias, "warmup_epochs": warmup_epochs,
-        "grad_clip": grad_clip, "label_smoothing": label_smoothing, "augment": augment,
-        "image_size": image_size, "mixup": mixup, "output": str(output) if output is not None else None,
-        "name": name, "resume": resume, "overwrite": overwrite, "checkpoint_every": checkpoint_every,
-        "log_level": log_level,
-        "max_steps": max_steps, "seed": seed, "device": device, "amp": amp, "amp_dtype": amp_dtype,
-        "channels_last": channels_last, "compile": compile_, "workers": workers, "drop_last": drop_last,
-    }
-    for key, items, flag in (("data_options", data_option, "--data-option"),
-                             ("arch_options", arch_option, "--arch-option"),
-                             ("optimizer_options", opt_option, "--opt-option"),
-                             ("sched_options", sched_option, "--sched-option"),
-                             ("aug_options", aug_option, "--aug-option")):
-        if items:
-            flags[key] = parse_key_values(items, flag)
-    given = {k: v for k, v in flags.items() if v is not None}
+    given = config_flags({k: v for k, v in locals().items() if k not in ("config", "print_config")})
 
     if print_config:
         from resnetcli.console import out

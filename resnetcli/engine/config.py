@@ -77,6 +77,9 @@ class TrainConfig:
     image_size: Annotated[int | None, Field(ge=8, le=1024, description=(
         "Training image size. Default: the model's, capped at the data's own size."))] = None
     mixup: Annotated[float, Field(ge=0, le=100, description="Mixup with Beta(alpha, alpha), e.g. 0.2; 0 is off.")] = 0.0
+    cutmix: Annotated[float, Field(ge=0, le=100, description=(
+        "CutMix with Beta(alpha, alpha), e.g. 1.0; 0 is off. With --mixup too, each batch uses one of the two "
+        "(p=0.5)."))] = 0.0
     label_smoothing: Annotated[float, Field(ge=0, lt=1, description=(
         "Label smoothing epsilon, e.g. 0.1; 0 is off."))] = 0.0
     # bookkeeping
@@ -93,6 +96,10 @@ class TrainConfig:
         description="DEBUG, INFO, WARNING or ERROR (console and train.log).")] = "INFO"
     log_every: Annotated[int, Field(ge=1, le=_LOTS, description="Log every N training batches.")] = 20
     tensorboard: Annotated[bool, Field(description="Write TensorBoard event files.")] = True
+    loggers: Annotated[list[str], Field(description=(
+        "Run loggers (entry-point group resnetcli.loggers): csv, tensorboard, mlflow or a plugin's. csv "
+        "(metrics.csv + metrics.jsonl) is always on: resume and `resnetcli runs` read it."))] = Field(
+        default_factory=lambda: ["csv", "tensorboard"])
     plot: Annotated[bool, Field(description="Draw the training curves.")] = True
     max_steps: Annotated[int | None, Field(ge=1, le=10**9, description=(
         "At most N training batches per epoch (smoke tests)."))] = None
@@ -117,6 +124,8 @@ class TrainConfig:
             raise ValueError(f"--warmup-epochs ({self.warmup_epochs}) must be shorter than --epochs ({self.epochs})")
         if self.mixup > 0 and self.batch_size < 2:
             raise ValueError("--mixup mixes images within a batch and needs --batch-size of at least 2")
+        if self.cutmix > 0 and self.batch_size < 2:
+            raise ValueError("--cutmix mixes images within a batch and needs --batch-size of at least 2")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -33,6 +33,7 @@ class Stepper:
     device: torch.device
     label_smoothing: float = 0.0
     mixup: float = 0.0
+    cutmix: float = 0.0
     amp_dtype: torch.dtype | None = None
     scaler: Any = None  # torch.amp.GradScaler for fp16 on CUDA
     channels_last: bool = False
@@ -75,6 +76,33 @@ def mixup_batch(
     return mixed, targets, targets[perm], lam
 
 
+def cutmix_batch(
+    images: torch.Tensor, targets: torch.Tensor, alpha: float, rng: np.random.Generator, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """CutMix (Yun et al.): a box of a shuffled copy pasted into each image; lambda ~ Beta(a, a) sizes the box,
+    then becomes exactly the share of pixels left unpasted (the box is clipped at the border, as timm does)."""
+    lam = float(rng.beta(alpha, alpha))
+    height, width = images.shape[-2:]
+    cut_h, cut_w = int(height * math.sqrt(1.0 - lam)), int(width * math.sqrt(1.0 - lam))
+    cy, cx = int(rng.integers(height)), int(rng.integers(width))
+    y0, y1 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, height)
+    x0, x1 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, width)
+    perm = torch.randperm(images.shape[0], generator=gen).to(images.device)
+    mixed = images.clone()
+    mixed[..., y0:y1, x0:x1] = images[perm][..., y0:y1, x0:x1]
+    return mixed, targets, targets[perm], 1.0 - (y1 - y0) * (x1 - x0) / (height * width)
+
+
+def mix_batch(
+    stepper: Stepper, images: torch.Tensor, targets: torch.Tensor, rng: np.random.Generator, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """Mixup or CutMix; with both on, one of them per batch with p=0.5 (timm's Mixup switch)."""
+    use_cutmix = stepper.cutmix > 0 and (stepper.mixup <= 0 or rng.random() < 0.5)
+    if use_cutmix:
+        return cutmix_batch(images, targets, stepper.cutmix, rng, gen)
+    return mixup_batch(images, targets, stepper.mixup, rng, gen)
+
+
 def mixup_loss(
     logits: torch.Tensor, targets_a: torch.Tensor, targets_b: torch.Tensor, lam: float, smoothing: float
 ) -> torch.Tensor:
@@ -104,6 +132,7 @@ def train_epoch(
     correct_sum = torch.zeros((), device=stepper.device, dtype=torch.float64)
     seen = 0
     steps = 0
+    mixing = stepper.mixup > 0 or stepper.cutmix > 0
     total = len(batches) if isinstance(batches, Sized) else None
     if max_steps is not None and total is not None:
         total = min(total, max_steps)
@@ -113,8 +142,8 @@ def train_epoch(
         images, targets = stepper.to_device(images, targets)
         batch = targets.shape[0]
         with stepper.autocast():
-            if stepper.mixup > 0:
-                images, targets_a, targets_b, lam = mixup_batch(images, targets, stepper.mixup, rng, gen)
+            if mixing:
+                images, targets_a, targets_b, lam = mix_batch(stepper, images, targets, rng, gen)
                 logits = model(images)
                 loss = mixup_loss(logits, targets_a, targets_b, lam, stepper.label_smoothing)
             else:
@@ -138,7 +167,7 @@ def train_epoch(
         with torch.no_grad():
             loss_sum += loss.detach() * batch
             hits = logits.argmax(dim=1)
-            if stepper.mixup > 0:
+            if mixing:
                 correct_sum += lam * (hits == targets_a).sum() + (1.0 - lam) * (hits == targets_b).sum()
             else:
                 correct_sum += (hits == targets).sum()

@@ -192,7 +192,8 @@ def build_run(prepared: Prepared, dist: D.DistInfo,
     if config.compile:
         net = torch.compile(net)
     stepper = Stepper(model=net, optimizer=optimizer, schedule=schedule, device=device,
-                      label_smoothing=config.label_smoothing, mixup=config.mixup, amp_dtype=amp_dtype,
+                      label_smoothing=config.label_smoothing, mixup=config.mixup, cutmix=config.cutmix,
+                      amp_dtype=amp_dtype,
                       scaler=scaler, channels_last=config.channels_last, grad_clip=config.grad_clip,
                       log_every=config.log_every)
     saver = CheckpointSaver(layout, every=config.checkpoint_every)
