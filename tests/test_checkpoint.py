@@ -4,6 +4,7 @@ error line naming the field (exit 4), and non-finite weights or normalization ar
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,8 @@ CRAFTED: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
     ("best_epoch", _set("best_epoch", 99)),
     ("rng", _set("rng", {"python": 1})),
     ("rng.torch", _set("rng.torch", torch.zeros(3, dtype=torch.float32))),
+    ("rng.python", _set("rng.python", [1, 2, 3])),
+    ("rng.numpy", _set("rng.numpy", ["MT19937", "keys", 0, 0, 0.0])),
     ("classes", _set("classes", [])),
     ("classes", _set("classes", ["red", "red", "blue,bag"])),
     ("classes.0", _set("classes", [1, 2, 3])),
@@ -85,6 +88,7 @@ CRAFTED: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
     ("data.channels", _set("data.channels", 1)),
     ("config.aug_options", _set("config.aug_options", 5)),
     ("config.image_size", _set("config.image_size", 0)),
+    ("config.data_options", _set("config.data_options", [1])),
     ("metrics", _set("metrics", "good")),
 ]
 
@@ -142,3 +146,26 @@ def test_non_finite_weights_or_normalization_are_never_used(
         "predict", str(trained.data / "test" / "red" / "0.png"), "--checkpoint", str(bad)]
     line = one_error_line(runner.invoke(app, argv), 4)
     assert expected in line, line
+
+
+def test_nan_weights_never_replace_a_good_checkpoint(good: dict[str, Any], tmp_path: Path) -> None:
+    path = save_checkpoint(good, tmp_path / "last.pt")
+    before = path.read_bytes()
+    state = copy.deepcopy(good)
+    name = next(k for k, v in state["model"].items() if v.is_floating_point())
+    state["model"][name].fill_(float("nan"))
+    refused = f"weight {re.escape(name)} holds NaN.*not written, the previous checkpoint is intact"
+    with pytest.raises(CheckpointError, match=refused):
+        save_checkpoint(state, path)
+    assert path.read_bytes() == before
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_data_options_the_dataset_does_not_take_are_the_checkpoints_fault(
+    good: dict[str, Any], tmp_path: Path
+) -> None:
+    state = copy.deepcopy(good)
+    state["config"]["data_options"] = {"bogus": 1}
+    path = save_checkpoint(state, tmp_path / "opts.pt")
+    line = one_error_line(runner.invoke(app, ["test", "--checkpoint", str(path)]), 4)
+    assert "the data options it records ({'bogus': 1}) are refused" in line and "pass --data SOURCE" in line

@@ -100,6 +100,30 @@ class RngState(BaseModel):
             raise ValueError(f"must be a uint8 tensor, not {value.dtype}")
         return value
 
+    @field_validator("python")
+    @classmethod
+    def _python_state(cls, value: list[Any]) -> list[Any]:
+        # random.getstate(): (version, 625 ints, gauss or None)
+        version, state, gauss = value
+        if not (_is_int(version) and isinstance(state, (list, tuple)) and all(_is_int(v) for v in state)
+                and (gauss is None or isinstance(gauss, float))):
+            raise ValueError("must be [version, [int, ...], float or None] (random.getstate())")
+        return value
+
+    @field_validator("numpy")
+    @classmethod
+    def _numpy_state(cls, value: list[Any]) -> list[Any]:
+        # numpy.random.get_state(): ("MT19937", 624 ints, pos, has_gauss, cached_gaussian)
+        name, keys, pos, has_gauss, cached = value
+        if not (isinstance(name, str) and isinstance(keys, (list, tuple)) and all(_is_int(k) for k in keys)
+                and _is_int(pos) and _is_int(has_gauss) and isinstance(cached, float)):
+            raise ValueError("must be [name, [int, ...], int, int, float] (numpy.random.get_state())")
+        return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
 
 class Checkpoint(BaseModel):
     """Every field of a resnetcli checkpoint (FORMAT, VERSION), with its type and range."""

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from resnetcli.engine.checkpoint import class_changes
-from resnetcli.errors import CheckpointError, DataError, UsageError
+from resnetcli.errors import CheckpointError, DataError, PluginError, UsageError
 from resnetcli.inference.restore import Restored
 from resnetcli.runs import run_dir_of
 
@@ -25,6 +25,11 @@ def open_data(restored: Restored, spec: str | None) -> Any:
             raise UsageError(f"checkpoint {restored.path} does not record its data; pass --data SOURCE")
         try:
             return open_source(training_data_path(restored), **restored.data_options)
+        except (UsageError, PluginError) as exc:  # options the dataset does not take: the file is wrong
+            raise CheckpointError(
+                f"checkpoint {restored.path}: the data options it records ({restored.data_options}) are refused "
+                f"({exc}); pass --data SOURCE"
+            ) from None
         except DataError as exc:
             raise DataError(
                 f"the data {restored.data_spec} it was trained on cannot be opened ({exc}); "
