@@ -77,9 +77,11 @@ def engine_loop(model: torch.nn.Module, batches: list[tuple[torch.Tensor, torch.
 
     def run() -> None:
         bar = tqdm(total=len(batches), file=sink, mininterval=0.5)
-        train_epoch(stepper, batches, epoch=1, progress=bar,
-                    on_progress=lambda b, loss, acc: b.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.2f}",
-                                                                   refresh=False))
+        def show(steps: int, loss: float, acc: float) -> None:  # what the engine's ProgressBar callback does
+            bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.2f}", refresh=False)
+            bar.update(steps - bar.n)
+
+        train_epoch(stepper, batches, epoch=1, on_progress=show)
         bar.close()
 
     return run

@@ -128,7 +128,7 @@ def _epoch_batches(split, transform, epoch: int, workers: int) -> list[torch.Ten
 
 
 def test_order_and_augmentation_depend_only_on_seed_and_epoch(images: Path) -> None:
-    """What exact resume rests on, with loader worker processes too: a fresh loader replays any epoch."""
+    """What exact resume rests on: a fresh loader replays any epoch, with or without worker processes."""
     from resnetcli.augment import build_pipeline
     from resnetcli.data import open_source
 
@@ -138,9 +138,11 @@ def test_order_and_augmentation_depend_only_on_seed_and_epoch(images: Path) -> N
     first = _epoch_batches(split, tf, epoch=2, workers=2)
     again = _epoch_batches(split, tf, epoch=2, workers=2)
     other = _epoch_batches(split, tf, epoch=3, workers=2)
+    alone = _epoch_batches(split, tf, epoch=2, workers=0)
     assert len(first) == len(split) // 4
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
     assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(first, alone, strict=True))  # whatever the worker count
 
 
 def test_bf16_autocast_and_channels_last_train_on_cpu(images: Path, tmp_path: Path) -> None:

@@ -8,10 +8,11 @@ what a resume may change live in engine/resume.py; every random-state rule in en
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from resnetcli.engine.callbacks import (
     ProgressBar,
     TensorBoard,
 )
-from resnetcli.engine.config import TrainConfig
+from resnetcli.engine.config import TrainConfig, replace
 from resnetcli.engine.data import (
     AugmentedSplit,
     EpochSampler,
@@ -72,9 +73,10 @@ def train(prepared: Prepared) -> TrainResult:
     check_config(prepared.config)
     dist = D.from_env()
     device = D.pick_device(prepared.config.device, dist)
+    amp = amp_settings(prepared.config.amp, prepared.config.amp_dtype, device)
     D.init(dist, device, prepared.config.dist_timeout)
     try:
-        state, stepper, loaders, callbacks, saver = build_run(prepared, dist, device)
+        state, stepper, loaders, callbacks, saver = build_run(prepared, dist, device, amp)
         fit(state, stepper, loaders, callbacks)
     except RuntimeError as exc:
         lost = D.lost_peer(exc, dist)  # another rank died: one line, not the autograd engine's traceback
@@ -105,11 +107,12 @@ def fit(state: TrainState, stepper: Stepper, loaders: dict[str, Any], callbacks:
             result = train_epoch(stepper, loaders["train"], epoch=epoch, max_steps=config.max_steps,
                                  rng_seed=derive_seed(config.seed, epoch, rank, 1),
                                  on_progress=lambda *a: callbacks.on_progress(state, *a))
-            seconds = time.perf_counter() - began
+            training_seconds = time.perf_counter() - began
             val = evaluate(stepper, loaders["val"]) if loaders["val"] is not None else {}
             lr_end = state.schedule.lr()
             state.schedule.step_epoch(val)
-            row = end_epoch(state, epoch, result, val, lr_start, lr_end, seconds)
+            row = end_epoch(state, epoch, result, val, lr=(lr_start, lr_end),
+                            seconds=(training_seconds, time.perf_counter() - began))
             callbacks.on_epoch_end(state, row)
     except NonFiniteLoss as exc:
         raise TrainingError(
@@ -128,19 +131,20 @@ def fit(state: TrainState, stepper: Stepper, loaders: dict[str, Any], callbacks:
         callbacks.on_train_end(state)
 
 
-def end_epoch(state: TrainState, epoch: int, result: dict[str, Any], val: dict[str, Any], lr_start: float,
-              lr_end: float, seconds: float) -> dict[str, Any]:
-    """Advance the counters and the best result; the epoch's metrics row."""
+def end_epoch(state: TrainState, epoch: int, result: dict[str, Any], val: dict[str, Any], *,
+              lr: tuple[float, float], seconds: tuple[float, float]) -> dict[str, Any]:
+    """Advance the counters and the best result; the epoch's metrics row. lr: at the start and the end of the
+    epoch; seconds: training alone (for images/s) and the whole epoch with validation."""
     state.epoch = epoch
     state.global_step += int(result["steps"])
     metric = val.get("val_acc", result["train_acc"])
-    if state.best_metric is None or (metric == metric and metric > state.best_metric):  # NaN never improves
+    if state.best_metric is None or (math.isfinite(metric) and metric > state.best_metric):
         state.best_metric, state.best_epoch = metric, epoch
     state.last_row = {
         "epoch": epoch, "train_loss": result["train_loss"], "train_acc": result["train_acc"],
         "val_loss": val.get("val_loss"), "val_acc": val.get("val_acc"), "val_top5": val.get("val_top5"),
-        "lr": lr_start, "lr_end": lr_end, "time": round(seconds, 3),
-        "images_per_s": round(result["images"] / seconds, 1) if seconds > 0 else None,
+        "lr": lr[0], "lr_end": lr[1], "time": round(seconds[1], 3),
+        "images_per_s": round(result["images"] / seconds[0], 1) if seconds[0] > 0 else None,
     }
     return state.last_row
 
@@ -148,9 +152,11 @@ def end_epoch(state: TrainState, epoch: int, result: dict[str, Any], val: dict[s
 # ----------------------------------------------------------------------------------------- building
 
 
-def build_run(prepared: Prepared, dist: D.DistInfo,
-              device: torch.device) -> tuple[TrainState, Stepper, dict[str, Any], Callbacks, CheckpointSaver]:
-    """Everything `fit` needs: built fresh, or restored from the resumed checkpoint."""
+def build_run(prepared: Prepared, dist: D.DistInfo, device: torch.device,
+              amp: tuple[torch.dtype | None, Any]) -> tuple[TrainState, Stepper, dict[str, Any], Callbacks,
+                                                           CheckpointSaver]:
+    """Everything `fit` needs: built fresh, or restored from the resumed checkpoint. `amp`: (autocast dtype or
+    None, GradScaler or None)."""
     config = prepared.config
     assert config.data and config.arch
     data = open_training_data(config.data, config.data_options, config.val_split)
@@ -166,7 +172,7 @@ def build_run(prepared: Prepared, dist: D.DistInfo,
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
-    amp_dtype, scaler = amp_settings(config.amp, config.amp_dtype, device)
+    amp_dtype, scaler = amp
     optimizer = build_optimizer(config, model)
     schedule = build_schedule(config, optimizer, steps_per_epoch)
     layout = RunLayout(D.broadcast_object(run_folder(config, prepared) if dist.main else None))
