@@ -13,7 +13,8 @@ SOURCE is one of
 - a resnetcli checkpoint of another run (transfer between datasets).
 
 Normalization travels with the weights when they carry it (torchvision's ImageNet statistics, a
-checkpoint's, an exported file's): mean/std on the 0-1 scale, as resnetcli stores them.
+checkpoint's, an exported file's): mean/std on the 0-1 scale, as resnetcli stores them. RGB weights start
+a grayscale (1-channel) network too: its input convolution gets the RGB filters summed (see _adapt_channels).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class PretrainedReport:
     head: list[str]
     skipped: list[str] = field(default_factory=list)  # "name (why)" for source tensors not used
     missing: list[str] = field(default_factory=list)  # model tensors the source lacks: left as initialised
+    adapted: list[str] = field(default_factory=list)  # input convolutions converted between RGB and gray
     normalization: dict[str, list[float]] | None = None
     classes: list[str] | None = None
 
@@ -67,6 +69,8 @@ class PretrainedReport:
         line = f"pretrained weights from {self.source}: {len(self.loaded)} tensors loaded"
         if self.head:
             line += f", new classifier ({', '.join(self.head)})"
+        if self.adapted:
+            line += f", {', '.join(self.adapted)}"
         if self.skipped:
             line += f", {len(self.skipped)} skipped ({_shown(self.skipped)})"
         if self.missing:
@@ -111,6 +115,7 @@ def apply_weights(
     def is_head(key: str) -> bool:
         return key.startswith(f"{head}.")
 
+    tensors, normalization, adapted = _adapt_channels(tensors, own, weights.normalization)
     wrong = [k for k in own if k in tensors and tuple(tensors[k].shape) != tuple(own[k].shape) and not is_head(k)]
     missing = [k for k in own if k not in tensors and not is_head(k)]
     unexpected = [k for k in tensors if k not in own and not is_head(k)]
@@ -139,9 +144,47 @@ def apply_weights(
         skipped=[f"{k} (shape {tuple(tensors[k].shape)} vs {tuple(own[k].shape)})" for k in wrong]
         + [f"{k} (not in this network)" for k in unexpected],
         missing=missing,
-        normalization=weights.normalization,
+        adapted=adapted,
+        normalization=normalization,
         classes=weights.classes,
     )
+
+
+def _adapt_channels(
+    tensors: dict[str, torch.Tensor], own: Mapping[str, torch.Tensor], norm: dict[str, list[float]] | None,
+) -> tuple[dict[str, torch.Tensor], dict[str, list[float]] | None, list[str]]:
+    """RGB weights for a grayscale network (and back): the input convolution's filters, and the normalization.
+
+    As if the gray image were repeated on the three color channels (timm's adapt_input_conv): a 1-channel
+    filter is the sum of the RGB filters, each scaled by std/std_c so that one mean/std (the averages) serves;
+    exact when the channels' means agree. Gray weights for an RGB network are spread evenly over the channels.
+    """
+    adapted: list[str] = []
+    out = dict(tensors)
+    channels = 0  # the network's input channels, once an input convolution was adapted
+    for key, mine in own.items():
+        theirs = out.get(key)
+        if theirs is None or theirs.ndim != 4 or mine.ndim != 4 or theirs.shape == mine.shape:
+            continue
+        pair = (theirs.shape[1], mine.shape[1])
+        if pair not in ((3, 1), (1, 3)) or (theirs.shape[0], *theirs.shape[2:]) != (mine.shape[0], *mine.shape[2:]):
+            continue
+        if pair == (3, 1):
+            scale = torch.ones(3)
+            if norm is not None and len(norm["std"]) == 3:
+                std = torch.tensor(norm["std"], dtype=torch.float64)
+                scale = (std.mean() / std).float()
+            out[key] = (theirs.float() * scale.view(1, 3, 1, 1)).sum(1, keepdim=True).to(theirs.dtype)
+        else:
+            out[key] = theirs.repeat(1, 3, 1, 1) / 3
+        adapted.append(f"{key} ({pair[0]} -> {pair[1]} channels)")
+        channels = pair[1]
+    if norm is not None:
+        if channels == 1 and len(norm["mean"]) == 3:
+            norm = {k: [sum(v) / 3] for k, v in norm.items()}
+        elif channels == 3 and len(norm["mean"]) == 1:
+            norm = {k: v * 3 for k, v in norm.items()}
+    return out, norm, adapted
 
 
 # -------------------------------------------------------------------------------------------- reading

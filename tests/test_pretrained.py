@@ -182,3 +182,36 @@ def test_a_pickled_module_is_refused(tmp_path: Path) -> None:
 def test_classifier_is_the_last_linear_layer() -> None:
     assert classifier_name(zoo.resnet20(num_classes=2)) == "fc"
     assert classifier_name(zoo.resnet18(num_classes=2, se_ratio=4)) == "fc"
+
+
+def test_rgb_weights_start_a_grayscale_network_as_if_the_image_were_repeated(torchvision_file) -> None:
+    path, state = torchvision_file
+    rgb, gray = zoo.resnet18(num_classes=4), zoo.resnet18(num_classes=4, in_channels=1)
+    load_pretrained(rgb, path, arch="resnet18")
+    report = load_pretrained(gray, path, arch="resnet18")
+    assert report.adapted == ["conv1.weight (3 -> 1 channels)"]
+    assert torch.allclose(gray.conv1.weight, state["conv1.weight"].sum(1, keepdim=True))
+    gray.fc.load_state_dict(rgb.fc.state_dict())
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(gray.eval()(x), rgb.eval()(x.repeat(1, 3, 1, 1)), rtol=1e-4, atol=1e-4)
+
+
+def test_grayscale_normalization_is_the_average_and_filters_follow_each_channels_std(tmp_path: Path) -> None:
+    torch.manual_seed(5)
+    trained = zoo.resnet20(num_classes=2)
+    path = save_checkpoint({
+        "epoch": 1, "model": trained.state_dict(), "classes": ["a", "b"],
+        "arch": {"name": "resnet20", "num_classes": 2, "in_channels": 3, "options": {}},
+        "normalization": {"mean": [0.4, 0.4, 0.4], "std": [0.1, 0.2, 0.3]},
+    }, tmp_path / "rgb.pt")
+    gray = zoo.resnet20(num_classes=2, in_channels=1)
+    report = load_pretrained(gray, path, arch="resnet20")
+    assert report.normalization == {"mean": [pytest.approx(0.4)], "std": [pytest.approx(0.2)]}
+    # equal channel means: a gray image normalized once equals the RGB network on it repeated, normalized per channel
+    g = torch.rand(2, 1, 16, 16)
+    mean, std = torch.tensor([0.4, 0.4, 0.4]).view(1, 3, 1, 1), torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1)
+    gray.fc.load_state_dict(trained.fc.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(gray.eval()((g - 0.4) / 0.2), trained.eval()((g.repeat(1, 3, 1, 1) - mean) / std),
+                                   rtol=1e-4, atol=1e-4)
