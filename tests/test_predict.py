@@ -131,3 +131,22 @@ def test_bad_checkpoint_and_options(trained: TrainedRun, pictures: Path, tmp_pat
     assert result.exit_code == 4 and "truncated or corrupt" in result.output
     result = runner.invoke(app, ["predict", str(pictures), "--checkpoint", str(trained.last), "--top-k", "0"])
     assert result.exit_code == 2 and "--top-k must be at least 1" in result.output
+
+
+def test_dangling_links_and_fifos_are_warned_about_and_skipped(trained: TrainedRun, tmp_path: Path) -> None:
+    import os
+
+    root = tmp_path / "mixed"
+    root.mkdir()
+    (root / "good.png").write_bytes((trained.data / "test" / "red" / "0.png").read_bytes())
+    (root / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    os.mkfifo(root / "pipe.png")  # reading it would block forever: it must not be opened
+    result = runner.invoke(app, ["predict", str(root), "--checkpoint", str(trained.last), "-f", "csv"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: {root / 'gone.png'}: a link to nothing (dangling); skipped",
+                        f"warning: {root / 'pipe.png'}: not a regular file (a FIFO, socket or device); skipped"]
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert [Path(r[0]).name for r in rows[1:]] == ["good.png"]
+    direct = runner.invoke(app, ["predict", str(root / "pipe.png"), "--checkpoint", str(trained.last)])
+    assert direct.exit_code == 3 and "pipe.png: not a regular file" in direct.output

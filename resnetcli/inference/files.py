@@ -28,19 +28,30 @@ def collect_images(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path],
     for raw in paths:
         path = Path(raw).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and is_image_name(p.name))
-            if not found:
+            named = sorted(p for p in path.rglob("*") if is_image_name(p.name) and not p.is_dir())
+            found = [p for p in named if p.is_file()]
+            # a dangling link or a FIFO (reading one would wait forever) is named, never silently dropped
+            problems += [f"{p}: {_not_a_file(p)}; skipped" for p in named if not p.is_file()]
+            if not named:
                 problems.append(f"{path}: folder holds no image files")
         elif path.is_file():
             found = [path]  # named explicitly: try it whatever its suffix
         else:
-            problems.append(f"{path}: no such file or folder")
+            problems.append(f"{path}: {_not_a_file(path)}")
             found = []
         for p in found:
             if p not in seen:
                 seen.add(p)
                 files.append(p)
     return files, problems
+
+
+def _not_a_file(path: Path) -> str:
+    if path.is_symlink() and not path.exists():
+        return "a link to nothing (dangling)"
+    if path.exists():
+        return "not a regular file (a FIFO, socket or device)"
+    return "no such file or folder"
 
 
 def pre_resize_side(pipeline: Any, image_size: int) -> int:
