@@ -1,0 +1,157 @@
+"""`resnetcli report`: one self-contained HTML page per run, every section present, nothing fetched."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from helpers_evaluate import TrainedRun, train_once, write_tree
+from resnetcli.cli import app
+from resnetcli.report.page import SECTIONS
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    return train_once(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def tested_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run as the README tells it: preprocess (with the doctor), train 1 epoch, `resnetcli test`."""
+    work = tmp_path_factory.mktemp("report")
+    write_tree(work / "images")
+    runner = CliRunner()
+    steps = [
+        ["preprocess", "--input", str(work / "images"), "--output", str(work / "data"), "--workers", "1"],
+        ["train", "--data", str(work / "data"), "--arch", "cifar_resnet", "--arch-option", "depth=8",
+         "--arch-option", "width=4", "--image-size", "16", "--epochs", "2", "--batch-size", "8", "--workers", "0",
+         "--device", "cpu", "--output", str(work / "run")],
+        ["test", str(work / "run"), "--device", "cpu", "--workers", "0"],
+    ]
+    for args in steps:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    return work / "run"
+
+
+class _Page(HTMLParser):
+    """Collects ids, headings, and every attribute that could point somewhere."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.headings: list[str] = []
+        self.links: list[str] = []
+        self.images = 0
+        self._in_h2 = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if values.get("id"):
+            self.ids.add(values["id"])
+        for key in ("src", "href", "xlink:href", "action", "data"):
+            if values.get(key):
+                self.links.append(values[key])
+        self.images += tag == "img"
+        self._in_h2 = tag == "h2"
+
+    def handle_data(self, data: str) -> None:
+        if self._in_h2:
+            self.headings.append(data)
+            self._in_h2 = False
+
+
+def _parse(path: Path) -> tuple[str, _Page]:
+    text = path.read_text(encoding="utf-8")
+    page = _Page()
+    page.feed(text)
+    page.close()
+    return text, page
+
+
+def _assert_self_contained(text: str, page: _Page) -> None:
+    assert not re.search(r"https?://|//cdn|url\(", text, re.IGNORECASE)
+    assert all(link.startswith(("data:image/png;base64,", "#")) for link in page.links), page.links
+
+
+def test_report_of_a_tested_run_has_every_section(tested_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(app, ["report", str(tested_run), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    text, page = _parse(out)
+    assert {sid for sid, _ in SECTIONS} <= page.ids
+    assert [title for _, title in SECTIONS] == page.headings
+    _assert_self_contained(text, page)
+    assert "not available" not in text  # preprocessed, trained, tested: every part found
+    assert "Data doctor" in text and "redundant images" in text
+    assert page.images > 0  # thumbnails of the confused pairs and the top-loss gallery
+    assert "Expected calibration error" in text and text.count("<svg") >= 5  # 3 curves, heat map, reliability
+    for name in ("red", "green shirt", "blue,bag"):  # the per-class table
+        assert f"<td>{name}</td>" in text
+    assert sorted(tmp_path.iterdir()) == [out]  # written through a temporary file, nothing left beside it
+
+
+def test_report_of_an_untested_run_says_what_to_run(trained: TrainedRun, tmp_path: Path) -> None:
+    run = tmp_path / "untested"
+    shutil.copytree(trained.run, run, ignore=shutil.ignore_patterns("eval_*"))
+    result = CliRunner().invoke(app, ["report", str(run)])
+    assert result.exit_code == 0, result.output
+    text, page = _parse(run / "report.html")
+    assert {sid for sid, _ in SECTIONS} <= page.ids
+    assert text.count("not available: the run was never tested: run `resnetcli test` first") == 4
+    assert "not available: no report.json beside the data" in text  # trained on a raw folder
+    assert "<polyline" in text  # the training curves need no test
+
+
+def test_a_failed_report_keeps_the_previous_file(tested_run: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "keep.html"
+    out.write_text("previous")
+
+    def broken(*args: object, **kwargs: object) -> str:
+        raise RuntimeError("render failed")
+
+    monkeypatch.setattr("resnetcli.report.page.render", broken)
+    with pytest.raises(RuntimeError):
+        from resnetcli.report import build_report
+
+        build_report(tested_run, out)
+    assert out.read_text() == "previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.html"]
+
+
+def test_report_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 4
+    assert "error:" in result.output and "not a run folder" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium)")
+def test_report_renders_in_headless_chromium_without_console_errors(tested_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "page.html"
+    assert CliRunner().invoke(app, ["report", str(tested_run), "--output", str(out)]).exit_code == 0
+    base = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+            "--window-size=1280,2000"]
+    shot = tmp_path / "page.png"
+    run = subprocess.run([*base, f"--screenshot={shot}", out.as_uri()], capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert shot.is_file() and shot.stat().st_size > 10_000, run.stderr[-2000:]
+    dom = subprocess.run([*base, "--dump-dom", out.as_uri()], capture_output=True, text=True, timeout=120,
+                         check=False)
+    logs = run.stderr + dom.stderr
+    # page errors and Content-Security-Policy refusals are logged as CONSOLE messages
+    assert not re.search(r"Uncaught|CONSOLE.*(error|Refused)|Refused to", logs, re.IGNORECASE), logs[-3000:]
+    for sid, title in SECTIONS:
+        assert f'id="{sid}"' in dom.stdout and title in dom.stdout
+    assert 'class="sort"' in dom.stdout  # the table-sorting script ran to its end
