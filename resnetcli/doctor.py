@@ -307,3 +307,31 @@ def summary_lines(findings: dict[str, Any]) -> Iterable[str]:
                f"{shapes['height']['max']:g} (median {shapes['height']['median']:g}); "
                f"grayscale {shapes['grayscale_share']:.1%}; smaller side < {shapes['small_side_below']}px: "
                f"{shapes['small']}")
+
+
+def disk_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(w, h) from the file's header alone (no decode), for preprocess's size statistics."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None
+
+
+def check_written(
+    fingerprints: Sequence[Fingerprint | None], origins: Sequence[tuple[str, int, str]], classes: Sequence[str],
+    *, dedupe: bool = False, threshold: int = NEAR_THRESHOLD,
+) -> tuple[dict[str, Any], set[int]]:
+    """Preprocess's doctor: findings on the images written (slot -> fingerprint, origin (what, label, split))
+    and, with dedupe, the slots to leave out (every copy after the first in train, val, test order)."""
+    slots = [s for s, fp in enumerate(fingerprints) if fp is not None]
+    items = [Item(origins[s][0], origins[s][2], origins[s][1], fingerprints[s]) for s in slots]
+    findings = examine(items, classes, threshold=threshold)
+    dropped: set[int] = set()
+    if dedupe:
+        dropped = {slots[k] for k in duplicates_to_drop(items, findings["_pairs"])}
+        findings["dropped"] = len(dropped)
+        findings["dropped_files"] = sorted(origins[s][0] for s in dropped)
+    return public(findings), dropped

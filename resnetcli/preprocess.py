@@ -34,6 +34,7 @@ from resnetcli import __version__
 from resnetcli.console import warn
 from resnetcli.data import Source, SourceSpec, build_source, resolve_source
 from resnetcli.data.images import BadImage, encode_jpeg, load_resized, resize_array
+from resnetcli.doctor import check_written, disk_size, fingerprint
 from resnetcli.errors import DataError, UsageError
 from resnetcli.io import atomic_dir, write_csv, write_json
 
@@ -95,12 +96,14 @@ def _process(task: tuple) -> tuple:
         if path is not None:
             arr = load_resized(path, size, center_crop=_STATE["center_crop"], channels=channels,
                                max_pixels=_STATE["max_pixels"])
+            on_disk = disk_size(path)
         else:
             arr, _ = _STATE["source"].split(split).load(index)
+            on_disk = (arr.shape[1], arr.shape[0])
             arr = resize_array(np.ascontiguousarray(arr[..., :1] if channels == 1 else arr), size,
                                center_crop=_STATE["center_crop"])
     except BadImage as exc:
-        return slot, None, str(exc), None
+        return slot, None, str(exc), None, None
     name = f"{out_split}/{uuid.uuid4().hex}.jpg"
     data = encode_jpeg(arr, _STATE["quality"])
     target = os.path.join(_STATE["out_dir"], name)
@@ -122,7 +125,8 @@ def _process(task: tuple) -> tuple:
         mean, std = (v.ravel()[:channels] for v in cv2.meanStdDev(arr))
         pixels = arr.shape[0] * arr.shape[1]
         stats = (mean * pixels, (std ** 2 + mean ** 2) * pixels, pixels)
-    return slot, name, None, stats
+    # the doctor's fingerprint, from the pixels written (not a second decode)
+    return slot, name, None, stats, fingerprint(arr, on_disk)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -207,11 +211,14 @@ def preprocess(
     download: bool = True,
     progress: bool = True,
     max_pixels: int | None = None,
+    dedupe: bool = False,
 ) -> dict[str, Any]:
     """Write `input` (an image folder or any registered dataset) to `output` in the processed layout.
 
     size: smaller side (int), exact (height, width), or None for 256 on photo folders and the native
     size of fixed-size datasets. Returns the report also written to output/report.json.
+    The data doctor's findings (resnetcli/doctor.py) go into the report; dedupe leaves out every exact
+    or near duplicate of an image kept earlier (train, then val, then test), so no picture is in two splits.
     """
     started = time.perf_counter()
     size = parse_size(size)
@@ -283,15 +290,20 @@ def preprocess(
                 "source_spec": (name, where, options) if uses_array else None,
             }
             _INHERITED = source if uses_array else None
-            for slot, written, reason, stats in _run(tasks, settings, n_workers, progress):
+            fingerprints: list[Any] = [None] * len(tasks)
+            for slot, written, reason, stats, fp in _run(tasks, settings, n_workers, progress):
                 results[slot] = (written, reason)
+                fingerprints[slot] = fp
                 if stats is not None:
                     sums += stats[0]
                     sumsq += stats[1]
                     count += stats[2]
+            doctor, dropped = check_written(fingerprints, origins, source.classes, dedupe=dedupe)
             for slot, (written, reason) in enumerate(results):
                 what, label, split_name = origins[slot]
-                if written is not None:
+                if slot in dropped:
+                    os.remove(tmp / written)  # --dedupe: a copy of an image kept in this or an earlier split
+                elif written is not None:
                     rows[split_name].append((written, label))
                 else:
                     skipped.append({"file": what, "reason": reason or "unknown"})
@@ -305,7 +317,7 @@ def preprocess(
                 "input": str(input), "output": str(output), "dataset": name, "val_split": val_split,
                 "test_split": test_split, "seed": seed, "quality": quality, "label_pattern": label_pattern,
                 "exclude_classes": list(exclude_classes), "workers": n_workers,
-            }, ignored=notes.get("ignored", []), started=started)
+            }, ignored=notes.get("ignored", []), started=started, doctor=doctor)
     except FileExistsError:
         raise DataError(f"--output {output} appeared while preprocessing; pass --force to replace it") from None
     finally:
@@ -359,7 +371,7 @@ def _smaller_side(size: Size | None, native: int | None) -> int | None:
 def _finish(
     tmp: Path, source: Source, rows: dict[str, list[tuple[str, int]]], skipped: list[dict[str, str]],
     sums: np.ndarray, sumsq: np.ndarray, count: int, size: Size | None, center_crop: bool,
-    settings: dict[str, Any], *, ignored: list[str], started: float,
+    settings: dict[str, Any], *, ignored: list[str], started: float, doctor: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the CSVs, rgb_val.json and report.json into the (still temporary) dataset folder."""
     write_csv(tmp / "categories.csv", ("name", "id"), [(c, i) for i, c in enumerate(source.classes)])
@@ -405,6 +417,7 @@ def _finish(
         "per_class": per_class,
         "seconds": round(seconds, 3),
         "images_per_second": round(total / seconds, 1) if seconds > 0 else None,
+        "doctor": doctor,
     }
     write_json(tmp / "report.json", report)
     return report

@@ -130,3 +130,31 @@ def test_doctor_command_refuses_a_missing_folder(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["doctor", str(tmp_path / "nope")])
     assert result.exit_code == 3
     assert "error:" in result.output
+
+
+def test_preprocess_reports_the_doctor_and_dedupe_leaves_no_copy_across_splits(
+    planted: tuple[Path, set[frozenset[str]]], tmp_path: Path,
+) -> None:
+    from resnetcli.preprocess import preprocess
+
+    root, _ = planted
+    kept = preprocess(root, tmp_path / "all", workers=1, progress=False, size=64)
+    assert kept["doctor"]["exact"]["leaks"]["test"] == 1 and kept["doctor"]["near"]["pairs"] >= 2
+    assert json.loads((tmp_path / "all" / "report.json").read_text())["doctor"] == kept["doctor"]
+    result = CliRunner().invoke(app, ["preprocess", "--input", str(root), "--output", str(tmp_path / "dedup"),
+                                      "--workers", "1", "--size", "64", "--dedupe"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "dedup" / "report.json").read_text())
+    doctor = report["doctor"]
+    assert doctor["dropped"] == 5
+    assert {Path(f).relative_to(root).as_posix() for f in doctor["dropped_files"]} == {
+        "test/cat/exact.png", "test/dog/resized.png", "val/cat/reencoded.jpg", "test/cat/cropped.png",
+        "train/dog/mislabelled.png"}
+    assert report["written"] == kept["written"] - 5
+    written = {p.relative_to(tmp_path / "dedup").as_posix() for p in (tmp_path / "dedup").glob("*/*.jpg")}
+    listed = {line.split(",")[0] for s in ("train", "val", "test")
+              for line in (tmp_path / "dedup" / f"{s}.csv").read_text().splitlines()[1:]}
+    assert written == listed  # the dropped copies' files are gone, not just unlisted
+    # the deduplicated dataset holds no duplicate any more
+    _, again = examine_source(open_source(tmp_path / "dedup"), progress=False)
+    assert again["exact"]["pairs"] == 0 and again["near"]["pairs"] == 0

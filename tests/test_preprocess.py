@@ -242,7 +242,7 @@ def test_spawned_worker_rebuilds_the_source(tmp_path: Path) -> None:
     assert pp._INHERITED is None
     pp._init_worker(settings, in_pool=False)
     try:
-        slot, name, reason, stats = pp._process((7, None, "test", 2, "test", True))
+        slot, name, reason, stats, _ = pp._process((7, None, "test", 2, "test", True))
     finally:
         pp._STATE.clear()
     assert (slot, reason) == (7, None) and name.startswith("test/") and stats[2] == 32 * 32

@@ -9,9 +9,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from helpers_evaluate import TrainedRun, train_once, write_tree
 from typer.testing import CliRunner
 
-from helpers_evaluate import TrainedRun, train_once, write_tree
 from resnetcli.cli import app
 from resnetcli.report.page import SECTIONS
 

@@ -55,6 +55,10 @@ def preprocess_command(
         typer.Option("--source-option", help="KEY=VALUE passed to the dataset (e.g. label_type=coarse).",
                      show_default=False),
     ] = None,
+    dedupe: Annotated[
+        bool, typer.Option("--dedupe", help="Leave out exact and near duplicates (the data doctor's), keeping the "
+                           "first copy in train, val, test order, so no image is in two splits.")
+    ] = False,
 ) -> None:
     """Split, resize and measure a dataset into train/val(/test) JPEG folders with CSVs and rgb_val.json."""
     from resnetcli.console import out
@@ -65,7 +69,7 @@ def preprocess_command(
         input, output, size=size, center_crop=center_crop, val_split=val_split, test_split=test_split,
         test_input=test_input, seed=seed, label_pattern=label_pattern, exclude_classes=exclude_class or [],
         workers=workers, force=force, quality=quality, root=root,
-        source_options=parse_key_values(source_option, "--source-option"),
+        source_options=parse_key_values(source_option, "--source-option"), dedupe=dedupe,
     )
     splits = ", ".join(f"{name} {n}" for name, n in report["written_per_split"].items())
     out.print(
@@ -73,3 +77,13 @@ def preprocess_command(
         f"in {report['seconds']:.1f} s ({report['images_per_second']} images/s); "
         f"skipped {report['skipped_count']} (see {output / 'report.json'})"
     )
+    from rich.markup import escape
+
+    from resnetcli.doctor import summary_lines
+
+    doctor = report.get("doctor")
+    if doctor:
+        for line in list(summary_lines(doctor))[1:3]:  # the duplicates; `resnetcli doctor` prints the rest
+            out.print(escape(f"doctor: {line}"))
+        if dedupe:
+            out.print(f"doctor: --dedupe left out {doctor['dropped']} duplicates")

@@ -265,7 +265,7 @@ def doctor_html(doc: dict[str, Any]) -> str:
                    "leaked (copy in an earlier split)"), rows)]
     dropped = doc.get("dropped")
     if dropped is not None:
-        out.append(f"<p>--dedupe dropped {len(dropped)} images.</p>")
+        out.append(f"<p>--dedupe left out {int(dropped)} duplicate images.</p>")
     examples = doc.get("examples") or []
     if examples:
         out.append("<h3>Examples</h3>" + _table(
