@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import colorsys
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,3 +66,9 @@ def image_folder(tmp_path: Path) -> Path:
     root = tmp_path / "images"
     make_image_folder(root, classes=3, n_per_class=6, size=(24, 20))
     return root
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """What resnetcli remembers between runs (files that passed the header check) goes to a temporary folder."""
+    os.environ["RESNETCLI_CACHE"] = str(tmp_path_factory.mktemp("resnetcli-cache"))

@@ -10,8 +10,8 @@ from conftest import make_image_folder
 from helpers_train import run_engine
 from PIL import Image
 
-from resnetcli.data import folders, open_source
-from resnetcli.data.folders import check_headers, header_problem
+from resnetcli.data import headers, open_source
+from resnetcli.data.headers import check_headers, header_problem
 
 
 def broken_folder(root: Path) -> dict[str, str]:
@@ -61,6 +61,25 @@ def test_the_header_check_in_a_pool_agrees_with_one_process(tmp_path: Path, monk
     broken_folder(tmp_path / "raw")
     paths = sorted((tmp_path / "raw").rglob("*.png"))
     serial = check_headers(paths, workers=1)
-    monkeypatch.setattr(folders, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(headers, "PARALLEL_FROM", 2)
     assert check_headers(paths, workers=2) == serial
     assert sum(r is not None for r in serial) == 3
+
+
+def test_files_that_passed_are_not_read_again_until_they_change(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    broken_folder(tmp_path / "raw")
+    read: list[str] = []
+    real = headers.header_problem
+    monkeypatch.setattr(headers, "header_problem", lambda path: read.append(Path(path).name) or real(path))
+    first = open_source(tmp_path / "raw", val_split=0.0)
+    assert len(read) == 14 and len(first.split("train")) == 12  # the empty file: set aside by the scan already
+    read.clear()
+    again = open_source(tmp_path / "raw", val_split=0.0)
+    assert sorted(read) == ["cut.png", "page.png"]  # only the files that failed are judged again
+    assert dict(again.notes["problems"]).keys() == dict(first.notes["problems"]).keys()
+    Image.new("RGB", (5, 5)).save(tmp_path / "raw" / "a" / "a_0001.png")  # changed since: read again
+    (tmp_path / "raw" / "b" / "b_0001.png").write_text("no longer an image")
+    read.clear()
+    changed = open_source(tmp_path / "raw", val_split=0.0)
+    assert {"a_0001.png", "b_0001.png"} <= set(read) and len(changed.split("train")) == 11

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from resnetcli.data.download import dataset_root, fetch
-from resnetcli.data.folders import ClassTree, scan_class_tree, set_aside_unreadable
+from resnetcli.data.folders import ClassTree, scan_class_tree
+from resnetcli.data.headers import set_aside_unreadable
 from resnetcli.data.holdout import check_fraction, hold_out
 from resnetcli.data.source import FileSplit, HeldOut, Source, Split
 from resnetcli.errors import DataError, UsageError
