@@ -190,6 +190,16 @@ def _adapt_channels(
 # -------------------------------------------------------------------------------------------- reading
 
 
+def check_source(source: str | os.PathLike[str], *, arch: str | None = None) -> None:
+    """Refuse a SOURCE that cannot work (no such file, a weights name for another network) without reading it."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        return
+    if path.suffix.lower() in (".pth", ".pt", ".safetensors", ".bin") or os.sep in str(source):
+        raise CheckpointError(f"pretrained weights file {source} does not exist")
+    _torchvision_weights(str(source), arch)
+
+
 def read_weights(source: str | os.PathLike[str], *, arch: str | None = None, progress: bool = False) -> Weights:
     """The tensors (and classes, normalization) of a file, a resnetcli checkpoint or a torchvision weights name."""
     path = Path(source).expanduser()
@@ -197,10 +207,8 @@ def read_weights(source: str | os.PathLike[str], *, arch: str | None = None, pro
         if path.suffix.lower() == ".safetensors":
             return _read_safetensors(path)
         return _read_torch_file(path)
-    text = str(source)
-    if path.suffix.lower() in (".pth", ".pt", ".safetensors", ".bin") or os.sep in text:
-        raise CheckpointError(f"pretrained weights file {text} does not exist")
-    return _read_torchvision(text, arch, progress)
+    check_source(source, arch=arch)
+    return _read_torchvision(str(source), arch, progress)
 
 
 def _read_safetensors(path: Path) -> Weights:
@@ -270,7 +278,8 @@ def _read_torch_file(path: Path) -> Weights:
     return Weights(str(path), {str(k): v for k, v in data.items()})
 
 
-def _read_torchvision(name: str, arch: str | None, progress: bool) -> Weights:
+def _torchvision_weights(name: str, arch: str | None) -> Any:
+    """The torchvision weights enum member `name` means for `arch`; nothing is downloaded."""
     import torchvision
 
     if arch not in TORCHVISION_ARCHS:
@@ -287,7 +296,12 @@ def _read_torchvision(name: str, arch: str | None, progress: bool) -> Weights:
             f"--pretrained {name}: no such file, nor torchvision weights of {arch}; choose a file or one of "
             f"{', '.join(choices)}"
         )
-    weights = enum.DEFAULT if member == "DEFAULT" else enum[member]
+    return enum.DEFAULT if member == "DEFAULT" else enum[member]
+
+
+def _read_torchvision(name: str, arch: str | None, progress: bool) -> Weights:
+    weights = _torchvision_weights(name, arch)
+    enum = type(weights)
     cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
     try:
         tensors = torch.hub.load_state_dict_from_url(

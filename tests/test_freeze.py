@@ -74,24 +74,25 @@ def test_frozen_stages_do_not_move_but_the_rest_trains() -> None:
 
 def test_unfreeze_at_follows_the_epoch_and_restores_training_mode() -> None:
     model = _model()
-    plan = FreezePlan(("stem",), unfreeze_at=2)
-    assert plan.apply(model, 0) and plan.apply(model, 1)
+    plan = FreezePlan(("stem",), unfreeze_at=3)  # epochs 1 and 2 frozen, everything trains from epoch 3
+    assert plan.apply(model, 1) and plan.apply(model, 2)
     assert frozen_stages(model) == ["stem"]
     model.train()
     model(torch.randn(2, 3, 16, 16))
     assert not model.bn1.training
-    assert not plan.apply(model, 2)
+    assert not plan.apply(model, 3)
     assert frozen_stages(model) == [] and model.bn1.training
     before = model.bn1.running_mean.clone()
     model(torch.randn(2, 3, 16, 16) + 3)
     assert not torch.equal(model.bn1.running_mean, before)
-    # a resumed run (fresh model, epoch 1) freezes exactly as the first one did at epoch 1
+    # a resumed run (fresh model, epoch 2) freezes exactly as the first one did in epoch 2
     resumed = _model()
-    assert FreezePlan(("stem",), unfreeze_at=2).apply(resumed, 1) and frozen_stages(resumed) == ["stem"]
+    assert FreezePlan(("stem",), unfreeze_at=3).apply(resumed, 2) and frozen_stages(resumed) == ["stem"]
     unfreeze(resumed)
     assert frozen_stages(resumed) == []
-    with pytest.raises(UsageError):
-        FreezePlan(("stem",), unfreeze_at=-1)
+    assert not FreezePlan((), unfreeze_at=None).apply(resumed, 1)  # no stages: nothing frozen
+    with pytest.raises(UsageError, match="--unfreeze-at must be an epoch"):
+        FreezePlan(("stem",), unfreeze_at=0)
 
 
 @pytest.mark.parametrize("decay_bn_bias", [True, False])

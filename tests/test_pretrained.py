@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from resnetcli.engine.checkpoint import save_checkpoint
 from resnetcli.errors import CheckpointError, UsageError
 from resnetcli.models import zoo
-from resnetcli.pretrained import classifier_name, load_pretrained
+from resnetcli.pretrained import check_source, classifier_name, load_pretrained
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -215,3 +215,19 @@ def test_grayscale_normalization_is_the_average_and_filters_follow_each_channels
     with torch.no_grad():
         torch.testing.assert_close(gray.eval()((g - 0.4) / 0.2), trained.eval()((g.repeat(1, 3, 1, 1) - mean) / std),
                                    rtol=1e-4, atol=1e-4)
+
+
+def test_check_source_refuses_early_without_reading_or_downloading(
+    monkeypatch: pytest.MonkeyPatch, torchvision_file
+) -> None:
+    def no_download(*args: object, **kwargs: object) -> None:
+        raise AssertionError("check_source must not download")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
+    check_source("IMAGENET1K_V2", arch="resnet50")
+    check_source("ResNet18_Weights.DEFAULT", arch="resnet18")
+    check_source(torchvision_file[0], arch="resnet20")  # a file: its contents are checked when loaded
+    with pytest.raises(UsageError, match="torchvision weights names are for"):
+        check_source("DEFAULT", arch="resnet56")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        check_source("runs/nowhere/last.pt", arch="resnet18")

@@ -5,10 +5,12 @@ A frozen stage's parameters get no gradient (so no optimizer step, no weight dec
 them) and its BatchNorm layers stay in eval mode, using and keeping their running statistics, even while
 the rest of the network trains.
 
-Freezing is a pure function of the plan and the epoch (`FreezePlan.apply(model, epoch)`), so a resumed run
-freezes exactly what the interrupted one did. Build the optimizer over all parameters *before* freezing:
-frozen parameters then sit in it without moving (their grad stays None), the optimizer's groups are the
-same whether or not a stage is frozen, and `--unfreeze-at` only has to switch gradients back on.
+Freezing is a pure function of the plan and the epoch (`FreezePlan.apply(model, epoch)`, called before
+each epoch), so a resumed run freezes exactly what the interrupted one did. Build the optimizer over all
+parameters *before* freezing: frozen parameters then sit in it without moving (their grad stays None), the
+optimizer's groups are the same whether or not a stage is frozen, and `--unfreeze-at` only has to switch
+gradients back on. Under DistributedDataParallel, wrap the model after each change of what is frozen (DDP
+registers the parameters that require grad when it is built).
 """
 
 from __future__ import annotations
@@ -102,20 +104,20 @@ def _stay_in_eval(module: nn.Module, args: Any) -> None:
 
 @dataclass(frozen=True)
 class FreezePlan:
-    """Which stages are frozen, and from which epoch (0-based: epochs completed) they train again."""
+    """Which stages are frozen, and from which epoch on everything trains (epochs counted from 1, as logged)."""
 
     stages: tuple[str, ...] = ()
     unfreeze_at: int | None = None
 
     def __post_init__(self) -> None:
-        if self.unfreeze_at is not None and self.unfreeze_at < 0:
-            raise UsageError(f"--unfreeze-at must be 0 or more, not {self.unfreeze_at}")
+        if self.unfreeze_at is not None and self.unfreeze_at < 1:
+            raise UsageError(f"--unfreeze-at must be an epoch (1 or more), not {self.unfreeze_at}")
 
     def frozen_at(self, epoch: int) -> bool:
         return bool(self.stages) and (self.unfreeze_at is None or epoch < self.unfreeze_at)
 
     def apply(self, model: nn.Module, epoch: int) -> bool:
-        """Freeze or unfreeze for the epoch about to run (`epoch` epochs done); True when frozen."""
+        """Freeze or unfreeze for `epoch` (1-based), about to run; True when stages are frozen in it."""
         if self.frozen_at(epoch):
             freeze(model, self.stages)
             return True
