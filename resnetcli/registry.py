@@ -29,6 +29,7 @@ GROUPS: dict[str, str] = {
     "optimizers": "resnetcli.optimizers",
     "schedulers": "resnetcli.schedulers",
     "datasets": "resnetcli.datasets",
+    "loggers": "resnetcli.loggers",
 }
 
 _SINGULAR = {
@@ -37,6 +38,7 @@ _SINGULAR = {
     "optimizers": "optimizer",
     "schedulers": "scheduler",
     "datasets": "dataset",
+    "loggers": "logger",
 }
 
 

@@ -33,6 +33,8 @@ def check_config(config: TrainConfig) -> None:
     _check_name("architectures", config.arch)
     _check_name("optimizers", config.optimizer)
     _check_name("schedulers", config.scheduler)
+    for name in config.loggers:
+        _check_name("loggers", name)
     if config.augment and not config.augment.endswith((".yaml", ".yml")) and not Path(config.augment).is_file():
         _check_name("augmentations", config.augment)
 

@@ -30,7 +30,6 @@ from resnetcli.engine.callbacks import (
     MetricsFiles,
     Plot,
     ProgressBar,
-    TensorBoard,
 )
 from resnetcli.engine.config import TrainConfig, replace
 from resnetcli.engine.data import (
@@ -208,12 +207,13 @@ def build_run(prepared: Prepared, dist: D.DistInfo, device: torch.device,
         from resnetcli.io import write_text
 
         write_text(layout.config, config.to_yaml())
-        metrics = MetricsFiles(layout)
-        callbacks.append(metrics)
+        from resnetcli.loggers import build_loggers
+
+        loggers = build_loggers(config, layout, logger.warning)  # csv first: the plot draws its rows
+        callbacks.extend(loggers)
         if config.plot:
-            callbacks.append(Plot(layout.plot, metrics))
-        if config.tensorboard:
-            callbacks.append(TensorBoard(layout.tensorboard))
+            assert isinstance(loggers[0], MetricsFiles)
+            callbacks.append(Plot(layout.plot, loggers[0]))
         callbacks.append(saver)  # last: last.pt is the commit point (engine/saver.py)
     announce(state, prepared, data, device)
     return state, stepper, loaders, Callbacks(callbacks), saver

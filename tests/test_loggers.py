@@ -1,0 +1,109 @@
+"""Run loggers as plugins (entry-point group resnetcli.loggers): csv always, tensorboard, mlflow, a plugin's."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers_cli import one_error_line
+from helpers_train import run_engine, write_images
+from typer.testing import CliRunner
+
+from resnetcli.cli import app
+from resnetcli.registry import registry
+
+PLUGIN = '''
+from resnetcli.engine.callbacks import Callback
+
+class Boom(Callback):
+    def __init__(self, where):
+        self.where = where
+        self.calls = 0
+
+    def on_train_start(self, state):
+        if self.where == "on_train_start":
+            raise RuntimeError("cannot reach the tracking server")
+
+    def on_epoch_end(self, state, row):
+        self.calls += 1
+        if self.where == "on_epoch_end":
+            raise OSError("disk full")
+
+def boom_build(layout):
+    raise ValueError("no credentials")
+
+def boom_start(layout):
+    return Boom("on_train_start")
+
+def boom_epoch(layout):
+    return Boom("on_epoch_end")
+'''
+
+
+@pytest.fixture
+def boom_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A third-party distribution declaring three failing loggers, found through sys.path's metadata."""
+    site = tmp_path / "site"
+    dist = site / "boomlog-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (site / "boomlog.py").write_text(PLUGIN)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: boomlog\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[resnetcli.loggers]\nboom-build = boomlog:boom_build\nboom-start = boomlog:boom_start\n"
+        "boom-epoch = boomlog:boom_epoch\n")
+    monkeypatch.syspath_prepend(str(site))
+    registry.cache_clear()
+    yield
+    registry.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_images(tmp_path_factory.mktemp("loggers") / "data")
+
+
+@pytest.mark.parametrize("name", ["boom-build", "boom-start", "boom-epoch"])
+def test_a_failing_logger_costs_one_warning_and_training_finishes(boom_plugin: None, data: Path, tmp_path: Path,
+                                                                  name: str) -> None:
+    run = tmp_path / "run"
+    result = run_engine(data, run, epochs=3, loggers=[name])
+    assert result.epochs_run == 3 and (run / "checkpoints" / "last.pt").is_file()
+    warnings = [line for line in (run / "train.log").read_text().splitlines() if f"logger '{name}' failed" in line]
+    assert len(warnings) == 1, warnings
+    assert " WARNING " in warnings[0]
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 3  # csv is on whatever --logger says
+
+
+def test_mlflow_logger_writes_params_and_every_epochs_metrics_to_its_local_store(data: Path, tmp_path: Path) -> None:
+    pytest.importorskip("mlflow")  # the optional extra; the test extra installs it
+    from mlflow.tracking import MlflowClient
+
+    run = tmp_path / "run"
+    run_engine(data, run, epochs=2, loggers=["mlflow"])
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    client = MlflowClient(tracking_uri=(run / "mlruns").resolve().as_uri())
+    run_id = (run / "mlruns" / "resnetcli_run_id").read_text().strip()
+    logged = client.get_run(run_id)
+    assert logged.info.status == "FINISHED"
+    assert logged.data.params["arch"] == "resnet20" and logged.data.params["epochs"] == "2"
+    history = client.get_metric_history(run_id, "val_acc")
+    assert [(m.step, m.value) for m in history] == [(r["epoch"], r["val_acc"]) for r in rows]
+    assert [m.value for m in client.get_metric_history(run_id, "train_loss")] == [r["train_loss"] for r in rows]
+    assert not (run / "tensorboard").exists()  # --logger mlflow alone: no tensorboard
+
+
+def test_default_loggers_are_csv_and_tensorboard(data: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run_engine(data, run, epochs=1, tensorboard=True)
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert (run / "metrics.csv").is_file() and not (run / "mlruns").exists()
+
+
+def test_an_unknown_logger_is_one_line_listing_the_known_ones(data: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["train", "--data", str(data), "--arch", "resnet20", "--logger", "tensorbord",
+                                      "--output", str(tmp_path / "run")])
+    line = one_error_line(result, 2)
+    assert "unknown logger 'tensorbord'" in line and "did you mean tensorboard" in line and "mlflow" in line
+    assert not (tmp_path / "run").exists()
