@@ -27,13 +27,15 @@ def test_a_held_out_split_says_how_many_and_why(train_test: Path) -> None:
     assert (held.parent, held.count) == ("train", 4)
     assert "val_split=0.2" in held.why and "no val/ folder" in held.why and "seed 0" in held.why
     assert source.describe("val").startswith("4 val (held out of train: val_split=0.2")
-    assert source.describe("test") == "6 test" and "test" not in source.held_out
+    assert source.describe("test") == "6 test (test/)" and "test" not in source.held_out
+    assert source.describe("train") == "16 train (train/)"
 
 
 def test_val_split_none_trains_on_every_train_image(train_test: Path) -> None:
     none = open_training_data(str(train_test), {}, "none")
     assert len(none.train) == 20 and none.val is None  # was 16: 4 held out for a validation nobody ran
     assert "val" not in none.source.splits() and not none.source.held_out
+    assert none.source.describe("train") == "20 train (train/)"
     on_test = open_training_data(str(train_test), {}, "test")  # validating on test: nothing to hold out either
     assert len(on_test.train) == 20 and on_test.val_name == "test"
     auto = open_training_data(str(train_test), {}, "auto")
@@ -72,3 +74,4 @@ def test_array_and_processed_sources_record_what_they_hold_out(tmp_path: Path) -
     cifar = open_source("cifar10", root=tmp_path, val_split=0.2)
     assert cifar.held_out["val"].count == 10 and "val_split=0.2" in cifar.held_out["val"].why
     assert not open_source("cifar10", root=tmp_path).held_out
+    assert cifar.describe("train") == "40 train (data_batch_1..5)" and cifar.describe("test") == "10 test (test_batch)"

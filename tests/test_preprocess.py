@@ -289,6 +289,7 @@ def test_processed_folder_caps_the_training_size_at_the_written_side(tmp_path: P
     report = pp.preprocess(tmp_path / "in", tmp_path / "p", size=16, workers=1, progress=False)
     assert report["image_size"] is None and report["smaller_side"] == 16  # not square, but never below 16
     assert open_source(tmp_path / "p").image_size == 16
+    assert open_source(tmp_path / "p").describe("val").endswith(" val (val.csv)")
     run_engine(tmp_path / "p", tmp_path / "run", epochs=1, max_steps=1)  # resnet20's own default is 32px
     assert "image_size: 16" in (tmp_path / "run" / "config.yaml").read_text().splitlines()
     # a folder written before smaller_side existed: its integer --size says the same

@@ -38,7 +38,9 @@ def _array_source(
     *,
     val_split: float,
     seed: int,
+    origins: tuple[str, str],
 ) -> Source:
+    """A source of in-memory train and test arrays; origins: the files each was read from."""
     val_split = check_fraction("val_split", val_split)
     for split, (_, labels) in (("train", train), ("test", test)):
         if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
@@ -52,6 +54,7 @@ def _array_source(
     return Source(
         name=name, root=root, classes=classes, splits=splits, channels=images.shape[-1],
         mean=mean, std=std, image_size=images.shape[1], held_out=held,
+        origins={"train": origins[0], "test": origins[1]},
     )
 
 
@@ -106,7 +109,8 @@ def cifar10(
     classes = read_cifar_meta(found / "batches.meta", "label_names")
     train = read_cifar_batches([found / f"data_batch_{i}" for i in range(1, 6)], "labels")
     test = read_cifar_batches([found / "test_batch"], "labels")
-    return _array_source("cifar10", found, classes, train, test, val_split=val_split, seed=seed)
+    return _array_source("cifar10", found, classes, train, test, val_split=val_split, seed=seed,
+                         origins=("data_batch_1..5", "test_batch"))
 
 
 def cifar100(
@@ -130,7 +134,8 @@ def cifar100(
     key = f"{label_type}_labels"
     train = read_cifar_batches([found / "train"], key)
     test = read_cifar_batches([found / "test"], key)
-    return _array_source("cifar100", found, classes, train, test, val_split=val_split, seed=seed)
+    return _array_source("cifar100", found, classes, train, test, val_split=val_split, seed=seed,
+                         origins=("train", "test"))
 
 
 def cifar10_bin(root: str | os.PathLike[str] | None = None, *, val_split: float = 0.0, seed: int = 0) -> Source:
@@ -148,7 +153,8 @@ def cifar10_bin(root: str | os.PathLike[str] | None = None, *, val_split: float 
         classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     train = read_cifar_bin([found / f"data_batch_{i}.bin" for i in range(1, 6)])
     test = read_cifar_bin([found / "test_batch.bin"])
-    return _array_source("cifar10-bin", found, classes, train, test, val_split=val_split, seed=seed)
+    return _array_source("cifar10-bin", found, classes, train, test, val_split=val_split, seed=seed,
+                         origins=("data_batch_1..5.bin", "test_batch.bin"))
 
 
 _IDX = {
@@ -204,7 +210,8 @@ def _idx_source(
             "pass --root DIR holding them, or set download=true (network)"
         )
     train, test = _read_idx_split(found, "train"), _read_idx_split(found, "test")
-    return _array_source(name, found, classes, train, test, val_split=val_split, seed=seed)
+    return _array_source(name, found, classes, train, test, val_split=val_split, seed=seed,
+                         origins=("train-images-idx3-ubyte", "t10k-images-idx3-ubyte"))
 
 
 def mnist(

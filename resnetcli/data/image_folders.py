@@ -75,6 +75,7 @@ def _image_folder(
 
     splits: dict[str, Split] = {}
     held: list[HeldOut] = []
+    origins: dict[str, str] = {}
     presplit = _presplit_dirs(root)
     if presplit:
         # Already split on disk (train/ val/ test/): use it as it is, holding out val only if it has none.
@@ -83,6 +84,7 @@ def _image_folder(
         for split, folder in presplit.items():
             tree = train_tree if split == "train" else scan_class_tree(folder, classes=classes, **scan)
             splits[split] = files(tree, root, folder.name + "/")
+            origins[split] = folder.name + "/"
         if "val" not in splits:
             carved, held = hold_out(splits["train"], {"val": val_split}, seed,
                                     why=f"val_split={val_split:g} and {root} has no val/ folder")
@@ -92,6 +94,7 @@ def _image_folder(
         classes = tree.classes
         splits, held = hold_out(files(tree, root, ""), {"val": val_split, "test": test_split}, seed,
                                 why=f"val_split={val_split:g}, test_split={test_split:g}")
+        origins["train"] = f"{root.name}/"
 
     if test_root is not None:
         if "test" in splits:
@@ -99,12 +102,13 @@ def _image_folder(
         test_root = Path(test_root)
         tree = scan_class_tree(test_root, classes=classes, **scan)
         splits["test"] = files(tree, test_root)
+        origins["test"] = str(test_root)
 
     if len(splits["train"]) == 0:
         raise DataError(f"{root} has no readable image files to train on")
     return Source(
         name=name, root=root, classes=classes, splits=splits, channels=3, image_size=None,
-        notes={"problems": problems, "ignored": ignored}, held_out=held,
+        notes={"problems": problems, "ignored": ignored}, held_out=held, origins=origins,
     )
 
 

@@ -179,4 +179,5 @@ def processed(root: str | os.PathLike[str] | None = None, *, val_split: float = 
     return Source(
         name="processed", root=root, classes=classes, splits=splits, channels=channels,
         mean=mean, std=std, image_size=written_side(_read_report(root / "report.json")), held_out=held,
+        origins={split: f"{split}.csv" for split in splits if split not in {h.split for h in held}},
     )

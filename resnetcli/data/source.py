@@ -131,7 +131,8 @@ class Source:
     default training size: the native square size (32 for CIFAR, 28 for MNIST), the smaller side a
     processed folder was written at (`preprocess --size N`), or None when images vary in size.
     held_out: the splits drawn out of another split (resnetcli.data.holdout), so a command can say how
-    many images were set apart and why, and give them back when nothing validates on them.
+    many images were set apart and why, and give them back when nothing validates on them; origins:
+    where each other split is read from. `describe(name)` puts both in words.
     """
 
     def __init__(
@@ -147,6 +148,7 @@ class Source:
         image_size: int | None = None,
         notes: dict[str, Any] | None = None,
         held_out: Sequence[HeldOut] = (),
+        origins: dict[str, str] | None = None,
     ) -> None:
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
@@ -170,6 +172,8 @@ class Source:
         self._splits = dict(splits)
         #: split name -> how it was held out of another split
         self.held_out: dict[str, HeldOut] = {h.split: h for h in held_out}
+        #: split name -> where its images are read from ('train/', 'test.csv', 'test_batch'), for messages
+        self.origins: dict[str, str] = dict(origins or {})
 
     @property
     def num_classes(self) -> int:
@@ -191,10 +195,15 @@ class Source:
         return {name: len(self._splits[name]) for name in self.splits()}
 
     def describe(self, name: str) -> str:
-        """'12000 val (held out of train: val_split=0.2 and ... has no val/ folder, seed 0)', or '10000 test'."""
+        """How many images split `name` has and where they come from, for a command's first line.
+
+        '48000 train (train/)', '12000 val (held out of train: val_split=0.2 and ... has no val/ folder,
+        seed 0)', '10000 test (test/)'.
+        """
         held = self.held_out.get(name)
+        where = f"held out of {held.parent}: {held.why}" if held else self.origins.get(name)
         count = f"{len(self.split(name))} {name}"
-        return f"{count} (held out of {held.parent}: {held.why})" if held else count
+        return f"{count} ({where})" if where else count
 
     def give_back(self, used: str | None) -> Source:
         """This source with every held-out validation split except `used` returned to its parent.
