@@ -107,3 +107,21 @@ def test_an_unknown_logger_is_one_line_listing_the_known_ones(data: Path, tmp_pa
     line = one_error_line(result, 2)
     assert "unknown logger 'tensorbord'" in line and "did you mean tensorboard" in line and "mlflow" in line
     assert not (tmp_path / "run").exists()
+
+
+def test_plot_png_has_a_learning_rate_panel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from matplotlib.figure import Figure
+
+    from resnetcli.engine.bookkeeping import write_plot
+
+    drawn: list[Figure] = []
+    save = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: (drawn.append(fig), save(fig, *a, **k))[1])
+    rows = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.1 / e, "train_acc": 10 * e, "val_acc": 9 * e,
+             "val_top5": 20 * e, "lr": 0.1 - 0.03 * (e - 1), "lr_end": 0.1 - 0.03 * e} for e in (1, 2, 3)]
+    assert write_plot(tmp_path / "plot.png", rows) and (tmp_path / "plot.png").stat().st_size > 0
+    lr_axis = drawn[0].axes[2]
+    assert lr_axis.get_ylabel() == "learning rate"
+    x, y = lr_axis.get_lines()[0].get_data()
+    assert list(x) == [0, 1, 1, 2, 2, 3]  # each epoch from its start to its end
+    assert list(y) == pytest.approx([0.1, 0.07, 0.07, 0.04, 0.04, 0.01])

@@ -85,7 +85,7 @@ class MetricsLog:
 
 
 def write_plot(path: Path, rows: list[dict[str, Any]]) -> bool:
-    """Loss and accuracy curves (train and validation) as a PNG; False when matplotlib is missing."""
+    """Loss, accuracy and learning-rate curves as a PNG; False when matplotlib is missing."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -97,9 +97,9 @@ def write_plot(path: Path, rows: list[dict[str, Any]]) -> bool:
         return [math.nan if r.get(key) is None else float(r[key]) for r in rows]
 
     # Figure + Agg canvas directly: no pyplot global state, safe in any thread or process
-    fig = Figure(figsize=(11, 4), dpi=100)
+    fig = Figure(figsize=(16, 4), dpi=100)
     FigureCanvasAgg(fig)
-    ax_loss, ax_acc = fig.subplots(1, 2)
+    ax_loss, ax_acc, ax_lr = fig.subplots(1, 3)
     ax_loss.plot(epochs, series("train_loss"), marker="o", label="train loss")
     ax_loss.plot(epochs, series("val_loss"), marker="o", label="val loss")
     ax_loss.set_xlabel("epoch")
@@ -111,6 +111,12 @@ def write_plot(path: Path, rows: list[dict[str, Any]]) -> bool:
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel("accuracy (%)")
     ax_acc.legend()
+    # each epoch from its start (epoch - 1) to its end: the schedule's shape, warm-up and decay included
+    ax_lr.plot([x for e in epochs for x in (e - 1, e)],
+               [v for pair in zip(series("lr"), series("lr_end")) for v in pair], marker=".", label="lr")
+    ax_lr.set_xlabel("epoch")
+    ax_lr.set_ylabel("learning rate")
+    ax_lr.legend()
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
