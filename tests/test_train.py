@@ -221,7 +221,7 @@ def test_epoch_line_metrics_and_tensorboard_give_the_lr_at_the_end_and_the_speed
     run_engine(root, run, epochs=1, max_steps=None, scheduler="cosine", tensorboard=True, log_level="INFO",
                data_options={"val_split": 0.25})
     log = (run / "train.log").read_text()
-    assert "(18 train, 6 val (held out of train: val_split=0.25" in log and "8 test (unused);" in log
+    assert "(18 train (train/), 6 val (held out of train: val_split=0.25" in log and "8 test (test/; unused);" in log
     line = next(x for x in log.splitlines() if "epoch 1/1:" in x)
     assert "lr 0.1→0," in line and "top-4 " in line and "top-5" not in line
     speed = float(line.split(" img/s")[0].rsplit(" ", 1)[1])
@@ -244,5 +244,5 @@ def test_no_validation_split_trains_on_every_image(tmp_path: Path) -> None:
     root = write_images(tmp_path / "data", classes=2, per_class=10, size=16)
     run_engine(root, tmp_path / "run", epochs=1, max_steps=1, val_split="none", log_level="INFO")
     log = (tmp_path / "run" / "train.log").read_text()
-    assert "(20 train, no validation;" in log
+    assert "(20 train (data/), no validation;" in log
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["data"]["train_size"] == 20

@@ -194,16 +194,17 @@ class Source:
         """Images per split, in split order: {'train': 48000, 'val': 12000, 'test': 10000}."""
         return {name: len(self._splits[name]) for name in self.splits()}
 
-    def describe(self, name: str) -> str:
+    def describe(self, name: str, *notes: str) -> str:
         """How many images split `name` has and where they come from, for a command's first line.
 
         '48000 train (train/)', '12000 val (held out of train: val_split=0.2 and ... has no val/ folder,
-        seed 0)', '10000 test (test/)'.
+        seed 0)', '10000 test (test/; unused)' with the note 'unused'.
         """
         held = self.held_out.get(name)
         where = f"held out of {held.parent}: {held.why}" if held else self.origins.get(name)
+        said = "; ".join(n for n in (where, *notes) if n)
         count = f"{len(self.split(name))} {name}"
-        return f"{count} ({where})" if where else count
+        return f"{count} ({said})" if said else count
 
     def give_back(self, used: str | None) -> Source:
         """This source with every held-out validation split except `used` returned to its parent.

@@ -115,12 +115,12 @@ class TrainingData:
         10000 test (unused)'."""
         parts = []
         for name in self.source.splits():
-            text = self.source.describe(name)
+            notes = []
             if name not in ("train", self.val_name):
-                text += " (unused)"
+                notes.append("unused")
             elif name == self.val_name and name != "val":
-                text += " (validates)"
-            parts.append(text)
+                notes.append("validates")
+            parts.append(self.source.describe(name, *notes))
         if self.val_name is None:
             parts.append("no validation")
         return ", ".join(parts)
