@@ -140,6 +140,18 @@ def test_predict_with_the_onnx_model_gives_the_checkpoint_top_k(exported: Export
     assert _predictions([images, "--model", str(alone)]) == by_onnx
 
 
+def test_predict_with_the_onnx_model_and_flip_tta_matches_the_checkpoint(exported: Export) -> None:
+    images = str(exported.trained.data / "test")
+    by_checkpoint = _predictions([images, "--checkpoint", str(exported.trained.last), "--tta-flip"])
+    by_onnx = _predictions([images, "--model", str(exported.out / "model.onnx"), "--tta-flip"])
+    plain = _predictions([images, "--model", str(exported.out / "model.onnx")])
+    assert by_onnx != plain  # the mirror image changes the probabilities: TTA really ran
+    for a, b in zip(by_onnx, by_checkpoint):
+        assert a["image"] == b["image"] and a["top"][0]["class"] == b["top"][0]["class"]
+        np.testing.assert_allclose([t["probability"] for t in a["top"]], [t["probability"] for t in b["top"]],
+                                   atol=1e-4)
+
+
 def test_predict_model_refusals_are_one_line(exported: Export, tmp_path: Path) -> None:
     images = str(exported.trained.data / "test")
     for args, words in (
