@@ -77,7 +77,7 @@ def export_png_tree(output: Path, root: Path | None = None, workers: int | None 
             counts[split_name] = len(split)
         with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool, \
                 tqdm(total=sum(counts.values()), desc="export", unit="img", dynamic_ncols=True) as bar:
-            for job, done in zip(jobs, pool.map(_write_pngs, *zip(*jobs))):
+            for job, _ in zip(jobs, pool.map(_write_pngs, *zip(*jobs))):
                 bar.update(len(job[1]))
         (tmp / _DONE).write_text(json.dumps(counts) + "\n", encoding="utf-8")
     return counts
@@ -111,7 +111,8 @@ def main(
     workdir: Annotated[Path, typer.Option(help="Where the images, the dataset and the run go.")] = Path("runs/demo"),
     root: Annotated[
         Path | None,
-        typer.Option(help="Folder with Fashion-MNIST's idx files. Default: Debian's /usr/share/datasets/fashion-mnist."),
+        typer.Option(help="Folder with Fashion-MNIST's idx files. "
+                     "Default: Debian's /usr/share/datasets/fashion-mnist."),
     ] = None,
     arch: Annotated[str, typer.Option(help="Architecture to train.")] = "cifar_resnet",
     arch_option: Annotated[list[str] | None, typer.Option(help="Architecture option (repeatable).")] = None,
