@@ -55,7 +55,8 @@ def test_resnet26_sgd_nesterov_end_to_end_leaves_the_run_folder(processed: Path,
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "best val acc" in proc.stdout and str(run) in proc.stdout  # the rich summary
-    assert "epoch=1" in proc.stderr and "val acc=" in proc.stderr and "lr=0.1" in proc.stderr  # tqdm postfix
+    assert "epoch=1" in proc.stderr and "val acc=" in proc.stderr and "lr=0]" in proc.stderr  # tqdm postfix
+    assert "lr 0.1→0," in proc.stderr  # per-batch cosine: the epoch line gives the rate it ended at
 
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["arch"] == "resnet26" and config["optimizer"] == "sgd-nesterov" and config["image_size"] == 32
