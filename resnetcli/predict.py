@@ -160,9 +160,25 @@ def choose_format(fmt: str | None, output: Path | None) -> str:
         "table" if output.suffix.lower() == ".txt" else "csv")
 
 
+def check_output(output: Path | None) -> None:
+    """--output must be a file name: renaming over a device or FIFO (/dev/stdout) would replace it."""
+    from resnetcli.inference.reports import writing
+
+    if output is None:
+        return
+    with writing(output):  # even asking about a name can fail (too long)
+        odd = output.exists() and not output.is_file()
+        kind = "a folder" if output.is_dir() else "not a regular file" if odd else ""
+    if kind:
+        raise UsageError(f"--output {output} is {kind}; give a file name (or leave --output out to print)")
+
+
 def write_or_print(rendered: Any, output: Path | None, console: Any) -> None:
+    """Print to the console, or write `output` atomically (never over something that is not a file)."""
+    from resnetcli.inference.reports import writing
     from resnetcli.io import write_text
 
+    check_output(output)
     if output is None:
         if isinstance(rendered, str):
             console.out(rendered, end="", highlight=False)
@@ -175,4 +191,5 @@ def write_or_print(rendered: Any, output: Path | None, console: Any) -> None:
         buf = io.StringIO()
         Console(file=buf, width=160, no_color=True, highlight=False).print(rendered)
         rendered = buf.getvalue()
-    write_text(output, rendered)
+    with writing(output):
+        write_text(output, rendered)

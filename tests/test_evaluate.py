@@ -253,3 +253,13 @@ def test_relative_data_path_is_found_from_the_training_folder(
     assert result.exit_code == 0, result.output
     metrics = json.loads((project / "runs" / "x" / "eval_test" / "metrics.json").read_text())
     assert metrics["samples"] == PER_SPLIT["test"] * len(CLASSES)
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "name-too-long"])
+def test_an_output_folder_that_cannot_be_written_is_one_line(trained: TrainedRun, tmp_path: Path, where: str) -> None:
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "report" if where == "under-a-file" else tmp_path / ("n" * 300)
+    result = runner.invoke(app, ["test", str(trained.run), "-o", str(out), "--workers", "0"])
+    assert result.exit_code == 3 and "Traceback" not in result.output, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: cannot write the results to {out}: "), errors

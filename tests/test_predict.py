@@ -150,3 +150,21 @@ def test_dangling_links_and_fifos_are_warned_about_and_skipped(trained: TrainedR
     assert [Path(r[0]).name for r in rows[1:]] == ["good.png"]
     direct = runner.invoke(app, ["predict", str(root / "pipe.png"), "--checkpoint", str(trained.last)])
     assert direct.exit_code == 3 and "pipe.png: not a regular file" in direct.output
+
+
+def test_output_that_cannot_be_written_is_one_line(trained: TrainedRun, tmp_path: Path) -> None:
+    import os
+
+    from helpers_cli import one_error_line
+
+    image = str(trained.data / "test" / "red" / "0.png")
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    line = one_error_line(runner.invoke(app, ["predict", image, "-c", str(trained.last), "-o", str(fifo)]), 2)
+    assert "is not a regular file" in line and fifo.is_fifo()  # a rename would have replaced the FIFO
+    line = one_error_line(runner.invoke(app, ["predict", image, "-c", str(trained.last), "-o", str(tmp_path)]), 2)
+    assert "is a folder" in line
+    (tmp_path / "file").write_text("")
+    for bad in (tmp_path / "file" / "p.csv", tmp_path / ("n" * 300 + ".csv")):
+        line = one_error_line(runner.invoke(app, ["predict", image, "-c", str(trained.last), "-o", str(bad)]), 3)
+        assert line.startswith(f"error: cannot write the results to {bad}: "), line

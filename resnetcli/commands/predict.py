@@ -45,8 +45,9 @@ def predict_command(
     from rich.markup import escape
 
     from resnetcli.console import err, out
-    from resnetcli.predict import choose_format, predict, render, write_or_print
+    from resnetcli.predict import check_output, choose_format, predict, render, write_or_print
 
+    check_output(output)  # before the work, not after it
     path, results = predict(images, checkpoint=checkpoint, which=which, top_k=top_k, batch_size=batch_size,
                             device=device, tta_flip=tta_flip, runs_dir=runs_dir, model=model)
     write_or_print(render(results, path, choose_format(fmt, output)), output, out)

@@ -5,13 +5,15 @@ Every accuracy, precision, recall and F1 arrives in percent (inference/metrics.p
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from resnetcli.errors import DataError
 from resnetcli.inference.metrics import topk_for
 from resnetcli.io import atomic_path, csv_text, write_json, write_text
 
@@ -76,16 +78,27 @@ def confusion_png(path: Path, confusion: Sequence[Sequence[int]], classes: Seque
     return True
 
 
+@contextlib.contextmanager
+def writing(where: Path) -> Iterator[None]:
+    """An operating-system error while writing results (read-only, full disk, name too long) is one line."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:  # matplotlib and torch report some write failures as RuntimeError
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+        raise DataError(f"cannot write the results to {where}: {reason}; choose another --output") from None
+
+
 def write_outputs(output: Path, metrics: dict[str, Any], idents: Sequence[str], probs: np.ndarray,
                   labels: np.ndarray, classes: Sequence[str], title: str) -> list[Path]:
     """metrics.json, predictions.csv, confusion_matrix.csv (+ .png), each written atomically."""
-    output.mkdir(parents=True, exist_ok=True)
     written = [output / "metrics.json", output / "predictions.csv", output / "confusion_matrix.csv"]
-    write_json(written[0], metrics)
-    write_text(written[1], predictions_csv(idents, probs, labels, classes))
-    write_text(written[2], confusion_csv(metrics["confusion_matrix"], classes))
-    if confusion_png(output / "confusion_matrix.png", metrics["confusion_matrix"], classes, title):
-        written.append(output / "confusion_matrix.png")
+    with writing(output):
+        output.mkdir(parents=True, exist_ok=True)
+        write_json(written[0], metrics)
+        write_text(written[1], predictions_csv(idents, probs, labels, classes))
+        write_text(written[2], confusion_csv(metrics["confusion_matrix"], classes))
+        if confusion_png(output / "confusion_matrix.png", metrics["confusion_matrix"], classes, title):
+            written.append(output / "confusion_matrix.png")
     return written
 
 
