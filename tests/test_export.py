@@ -192,6 +192,28 @@ def test_export_refuses_non_finite_weights_and_unknown_architectures(exported: E
         assert not (tmp_path / "out").exists()
 
 
+def test_a_file_that_disagrees_with_pytorch_is_not_kept(
+    exported: Export, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from resnetcli.export import formats
+
+    real = formats.WRITERS["torchscript"]
+
+    def off_by_a_little(*args: object) -> object:
+        forward = real(*args)
+        return lambda images: forward(images) + 1e-3
+
+    monkeypatch.setitem(formats.WRITERS, "torchscript", off_by_a_little)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["export", str(exported.trained.last), "-f", "torchscript", "-o", str(out)])
+    assert result.exit_code == 4, result.output
+    assert "disagrees with PyTorch by 1.00e-03 (more than 1e-04)" in result.output
+    assert not out.exists() or not any(out.iterdir())  # neither the file, its card, nor a temporary file
+    result = runner.invoke(app, ["export", str(exported.trained.last), "-f", "torchscript", "-o", str(out),
+                                 "--tolerance", "0.01"])
+    assert result.exit_code == 0 and (out / "model.torchscript.pt").is_file(), result.output
+
+
 def test_bad_formats_are_refused() -> None:
     assert parse_formats("all") == ["onnx", "torchscript", "pt2", "safetensors"]
     assert parse_formats("safetensors,onnx") == ["onnx", "safetensors"]

@@ -108,7 +108,7 @@ def export_checkpoint(
                 raise CheckpointError(f"{restored.arch} from {path} cannot be exported to {fmt}: {first}") from None
             diff = max(_max_diff(forward(images), expected), _max_diff(forward(images[:1]), expected[:1]))
             if not diff <= tolerance:
-                raise ResnetCliError(
+                raise CheckpointError(
                     f"{fmt} export of {path} disagrees with PyTorch by {diff:.2e} (more than {tolerance:.0e}) "
                     f"on {described}; nothing was written"
                 )
