@@ -98,10 +98,11 @@ def _main(
 
 def _register() -> None:
     # Each command lives in its own module; importing them is cheap (typer + pathlib only).
-    from resnetcli.commands import export, listing, predict, preprocess, summarize, test, train
+    from resnetcli.commands import export, listing, lr_find, predict, preprocess, summarize, test, train
 
     app.command("preprocess")(preprocess.preprocess_command)
     app.command("train")(train.train_command)
+    app.command("lr-find")(lr_find.lr_find_command)
     app.command("test")(test.test_command)
     app.command("predict")(predict.predict_command)
     app.command("export")(export.export_command)

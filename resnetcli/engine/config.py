@@ -71,7 +71,8 @@ class TrainConfig:
         "Clip the gradient norm to this value. Default: no clipping."))] = None
     # data pipeline and batch-level tricks
     augment: Annotated[str | None, Field(description=(
-        "Pipeline name (none, cifar, caltech, imagenet) or an albumentations YAML file. "
+        "Pipeline name (none, cifar, caltech, imagenet, randaugment, trivialaugment, autoaugment, erasing) or "
+        "an albumentations YAML file. "
         "Default: cifar up to 64 px, imagenet above."))] = None
     aug_options: dict[str, Any] = Field(default_factory=dict, description="Augmentation pipeline options.")
     image_size: Annotated[int | None, Field(ge=8, le=1024, description=(
