@@ -98,7 +98,7 @@ def _main(
 
 def _register() -> None:
     # Each command lives in its own module; importing them is cheap (typer + pathlib only).
-    from resnetcli.commands import export, listing, lr_find, predict, preprocess, summarize, test, train
+    from resnetcli.commands import export, listing, lr_find, predict, preprocess, runs, summarize, test, train
 
     app.command("preprocess")(preprocess.preprocess_command)
     app.command("train")(train.train_command)
@@ -112,6 +112,7 @@ def _register() -> None:
     app.command("report")(report.report_command)
     app.command("doctor")(doctor.doctor_command)
     app.command("list")(listing.list_command)
+    app.command("runs")(runs.runs_command)
 
 
 _register()

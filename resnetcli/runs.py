@@ -50,6 +50,11 @@ class RunLayout:
         return self.run_dir / "plot.png"
 
     @property
+    def running(self) -> Path:
+        """Present while a training process works on the run (engine/run_marker.py)."""
+        return self.run_dir / "running.json"
+
+    @property
     def tensorboard(self) -> Path:
         return self.run_dir / "tensorboard"
 

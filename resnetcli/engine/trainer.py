@@ -214,6 +214,9 @@ def build_run(prepared: Prepared, dist: D.DistInfo, device: torch.device,
         if config.plot:
             assert isinstance(loggers[0], MetricsFiles)
             callbacks.append(Plot(layout.plot, loggers[0]))
+        from resnetcli.engine.run_marker import RunMarker
+
+        callbacks.append(RunMarker(layout))  # running.json, for `resnetcli runs`
         callbacks.append(saver)  # last: last.pt is the commit point (engine/saver.py)
     announce(state, prepared, data, device)
     return state, stepper, loaders, Callbacks(callbacks), saver

@@ -1,0 +1,46 @@
+"""`resnetcli runs [DIR]`: the runs under DIR as a table or JSON; `--compare A B` puts two side by side
+(work in resnetcli/runs_table.py)."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from resnetcli.commands.common import option
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def runs_command(
+    runs_dir: Annotated[Path, typer.Argument(help="Folder that holds the runs.")] = Path("runs"),
+    compare: Annotated[tuple[str, str] | None, typer.Option(
+        "--compare", metavar="A B", help="Two runs (names under DIR or run folders): their configs' differences "
+        "and metric curves side by side.", show_default=False)] = None,
+    output_format: Annotated[Format, option("format", "table or json.")] = Format.table,
+) -> None:
+    """List runs (newest first): arch, data, epochs, best/last val and test accuracy, state, when."""
+    from resnetcli.console import out
+    from resnetcli.runs_table import compare_json, compare_tables, find_run, find_runs, runs_table
+
+    if compare:
+        a, b = (find_run(name, runs_dir) for name in compare)
+        if output_format is Format.json:
+            typer.echo(json.dumps(compare_json(a, b), indent=2))  # plain: rich would wrap what a script parses
+            return
+        for table in compare_tables(a, b):
+            out.print(table)
+        return
+    runs = find_runs(runs_dir)
+    if output_format is Format.json:
+        typer.echo(json.dumps([r.to_json() for r in runs], indent=2))
+    elif not runs:
+        out.print(f"no runs under {runs_dir}/ (train writes runs/<name>/)", markup=False)
+    else:
+        out.print(runs_table(runs, f"runs in {runs_dir}"))

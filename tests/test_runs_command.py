@@ -1,0 +1,111 @@
+"""`resnetcli runs`: the table of runs (state, epochs, accuracies) and `--compare A B`, on two tiny real runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+from helpers_train import run_engine, write_images
+from typer.testing import CliRunner
+
+from resnetcli.cli import app
+from resnetcli.engine import trainer
+from resnetcli.runs import RunLayout
+
+runner = CliRunner()
+ODD = "b[red]eta"  # a run name rich would read as markup
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """runs/alpha: 2 of 2 epochs, then tested; runs/b[red]eta: stopped by Ctrl-C in epoch 2 of 3 (other lr)."""
+    root = tmp_path_factory.mktemp("runs_command")
+    data = root / "data"
+    write_images(data / "train", per_class=4)
+    write_images(data / "test", per_class=2, seed=1)
+    runs = root / "runs"
+    run_engine(data, runs / "alpha", epochs=2)
+    result = runner.invoke(app, ["test", str(runs / "alpha"), "--split", "test", "--device", "cpu", "-j", "0"])
+    assert result.exit_code == 0, result.output
+
+    real_epoch = trainer.train_epoch
+
+    def interrupted(*args: object, epoch: int, **kwargs: object) -> object:
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*args, epoch=epoch, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trainer, "train_epoch", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_engine(data, runs / ODD, epochs=3, lr=0.05)
+    os.utime(runs / ODD / "metrics.jsonl", (2e9, 2e9))  # newer than alpha, whatever the clock did
+    return runs
+
+
+def _json(args: list[str]) -> object:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_runs_lists_both_newest_first_with_their_state_epochs_and_accuracies(runs: Path) -> None:
+    listed = _json(["runs", str(runs), "--format", "json"])
+    assert [r["name"] for r in listed] == [ODD, "alpha"]
+    beta, alpha = listed
+    rows = [json.loads(line) for line in (runs / "alpha" / "metrics.jsonl").read_text().splitlines()]
+    assert alpha["state"] == "finished" and (alpha["epochs_done"], alpha["epochs_planned"]) == (2, 2)
+    assert alpha["best_val_acc"] == max(r["val_acc"] for r in rows)
+    assert alpha["last_val_acc"] == rows[-1]["val_acc"]
+    tested = json.loads((runs / "alpha" / "eval_test" / "metrics.json").read_text())
+    assert alpha["test_acc"] == tested["top1"]
+    assert alpha["arch"] == "resnet20" and alpha["data"].endswith("data")
+    assert beta["state"] == "interrupted" and (beta["epochs_done"], beta["epochs_planned"]) == (1, 3)
+    assert beta["test_acc"] is None
+
+
+def test_a_run_with_a_live_marker_is_running_and_a_dead_one_interrupted(runs: Path) -> None:
+    marker = RunLayout(runs / ODD).running
+    try:
+        marker.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+        assert _json(["runs", str(runs), "-f", "json"])[0]["state"] == "running"
+        marker.write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}))  # no such process
+        assert _json(["runs", str(runs), "-f", "json"])[0]["state"] == "interrupted"
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def test_training_leaves_no_marker_behind(runs: Path) -> None:
+    assert not RunLayout(runs / "alpha").running.exists() and not RunLayout(runs / ODD).running.exists()
+
+
+def test_the_table_shows_run_names_literally(runs: Path) -> None:
+    result = runner.invoke(app, ["runs", str(runs)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert ODD in result.stdout and "alpha" in result.stdout
+    assert "finished" in result.stdout and "interrupted" in result.stdout and "1/3" in result.stdout
+
+
+def test_compare_shows_the_config_differences_and_both_curves(runs: Path) -> None:
+    compared = _json(["runs", str(runs), "--compare", "alpha", ODD, "--format", "json"])
+    assert compared["config_diff"]["lr"] == {"a": 0.1, "b": 0.05}
+    assert compared["config_diff"]["epochs"] == {"a": 2, "b": 3}
+    assert "output" not in compared["config_diff"]  # where a run went is not a difference in how it trained
+    assert [row["epoch"] for row in compared["epochs"]] == [1, 2]
+    alpha_rows = [json.loads(line) for line in (runs / "alpha" / "metrics.jsonl").read_text().splitlines()]
+    assert compared["epochs"][1]["a"]["val_acc"] == alpha_rows[1]["val_acc"]
+    assert compared["epochs"][1]["b"]["val_acc"] is None  # beta never finished epoch 2
+    table = runner.invoke(app, ["runs", str(runs), "--compare", "alpha", ODD], env={"COLUMNS": "250"})
+    assert table.exit_code == 0, table.output
+    assert "lr" in table.stdout and "0.05" in table.stdout and f"{ODD} (B)" in table.stdout
+
+
+def test_an_unknown_run_or_folder_is_one_error_line(runs: Path, tmp_path: Path) -> None:
+    from helpers_cli import one_error_line
+
+    assert "no run 'gamma'" in one_error_line(runner.invoke(app, ["runs", str(runs), "--compare", "alpha", "gamma"]),
+                                              2)
+    assert "is not a folder of runs" in one_error_line(runner.invoke(app, ["runs", str(tmp_path / "none")]), 2)
