@@ -20,6 +20,7 @@ from resnetcli.runs import RunLayout
 
 #: the metrics --compare puts side by side, in the order of the metrics files
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc")
+_LABELS = {"train_loss": "loss", "train_acc": "acc", "val_loss": "val loss", "val_acc": "val acc"}
 
 
 @dataclass
@@ -195,7 +196,7 @@ def compare_tables(a: RunInfo, b: RunInfo) -> list[Any]:
     metrics.add_column("epoch", justify="right")
     for side in ("A", "B"):
         for key in CURVES:
-            metrics.add_column(f"{side} {key.replace('_', ' ')}", justify="right")
+            metrics.add_column(f"{side} {_LABELS[key]}", justify="right")
     for row in curves(a, b):
         cells = [str(row["epoch"])]
         for side in ("a", "b"):

@@ -27,6 +27,8 @@ from resnetcli.errors import UsageError
 from resnetcli.options import load_yaml as parse_yaml
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: the run logger every run has, whatever --logger says (resnetcli/loggers)
+ALWAYS_LOGGER = "csv"
 #: strict: a YAML string "0.1" is not a number, true is not 1; no nan or inf anywhere
 _STRICT = ConfigDict(strict=True, allow_inf_nan=False)
 _LOTS = 1_000_000  # an upper bound for counts that only guards against typos like 1e30
@@ -127,6 +129,8 @@ class TrainConfig:
             raise ValueError("--mixup mixes images within a batch and needs --batch-size of at least 2")
         if self.cutmix > 0 and self.batch_size < 2:
             raise ValueError("--cutmix mixes images within a batch and needs --batch-size of at least 2")
+        # csv is always on, first (resume, the plot and `resnetcli runs` read its files); recorded as such
+        self.loggers = list(dict.fromkeys([ALWAYS_LOGGER, *self.loggers]))
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from resnetcli.engine.callbacks import Callback
+from resnetcli.engine.config import ALWAYS_LOGGER
 from resnetcli.registry import registry
 
 if TYPE_CHECKING:
@@ -18,23 +19,17 @@ if TYPE_CHECKING:
     from resnetcli.engine.state import TrainState
     from resnetcli.runs import RunLayout
 
-#: the logger every run has, whatever --logger says
-ALWAYS = "csv"
-
 
 def logger_names(config: TrainConfig) -> list[str]:
-    """csv first, then --logger's names in order, once each; `tensorboard: false` drops tensorboard."""
-    names = [ALWAYS, *config.loggers]
-    if not config.tensorboard:
-        names = [n for n in names if n != "tensorboard"]
-    return list(dict.fromkeys(names))
+    """config.loggers (csv first, once each: the config sees to it) less tensorboard when `tensorboard: false`."""
+    return [name for name in config.loggers if config.tensorboard or name != "tensorboard"]
 
 
 def build_loggers(config: TrainConfig, layout: RunLayout, warn: Any) -> list[Callback]:
     """The run's loggers, csv first; `warn(message)` reports a logger that could not be built."""
     loggers: list[Callback] = []
     for name in logger_names(config):
-        if name == ALWAYS:
+        if name == ALWAYS_LOGGER:
             loggers.append(registry("loggers").build(name, layout, expect=Callback))
             continue
         try:
