@@ -6,6 +6,7 @@ what it uses, inside its own module (resnetcli/commands/).
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Annotated, Any
 
@@ -13,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from resnetcli import __version__
-from resnetcli.errors import ResnetCliError
+from resnetcli.errors import DataError, ResnetCliError
 
 #: set by the --verbose callback; read when an error reaches the CLI boundary
 _state = {"verbose": False}
@@ -44,25 +45,47 @@ class _Group(TyperGroup):
         except ResnetCliError as exc:
             report_error(exc)
             raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
+        except (OSError, MemoryError) as exc:  # what no command foresaw: a disk, a device, memory
+            report_error(DataError(_os_error_line(exc)))
+            raise typer.Exit(DataError.exit_code) from None
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP where a command asks (resnetcli/signals.py)
             from resnetcli.console import err
+            from resnetcli.signals import exit_code
 
-            err.print("[red]interrupted[/]")
-            raise typer.Exit(130) from None
+            err.print(f"[red]interrupted{f' ({exc})' if str(exc) else ''}[/]")
+            raise typer.Exit(exit_code(exc)) from None
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         # In the order a user meets them, not alphabetical.
         return list(self.commands)
 
 
-def report_error(exc: BaseException) -> None:
-    from rich.markup import escape
+def _os_error_line(exc: OSError | MemoryError) -> str:
+    if isinstance(exc, MemoryError):
+        return "out of memory; use a smaller --batch-size, --image-size or network"
+    where = " ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    return f"{exc.strerror or exc}{f': {where}' if where else ''}"
 
-    from resnetcli.console import err
+
+#: how torch re-raises an exception from a DataLoader worker: its message, then the worker's whole traceback
+_WORKER = "Original Traceback (most recent call last):"
+
+
+def _without_worker_traceback(text: str) -> str:
+    """The worker's own message, without torch's 'Caught X in DataLoader worker process N. Original Traceback'."""
+    if _WORKER not in text:
+        return text
+    last = [line for line in text.split(_WORKER, 1)[1].splitlines() if line.strip()][-1]
+    kind, sep, message = last.partition(": ")  # 'resnetcli.errors.DataError: what went wrong'
+    return message if sep and re.fullmatch(r"[\w.]+", kind) else last
+
+
+def report_error(exc: BaseException) -> None:
+    from resnetcli.console import err, escape
 
     if verbose():
         err.print_exception(show_locals=False)
-    message = " ".join(str(exc).split())  # one line, whatever the raiser wrote
+    message = " ".join(_without_worker_traceback(str(exc)).split())  # one line, whatever the raiser wrote
     err.print(f"[bold red]error:[/] {escape(message)}")
 
 
@@ -120,7 +143,28 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
-    app(prog_name="resnetcli")
+    for stream in (sys.stdout, sys.stderr):  # an ASCII-only locale: escape what it cannot show, never crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    try:
+        app(prog_name="resnetcli")
+    except SystemExit as exc:
+        code = exc.code
+    else:
+        code = 0
+    # stdout is flushed here, not at interpreter exit, where a failure (`> /dev/full`) is a traceback
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        if not code:  # else the command's own error line already said it
+            report_error(DataError(f"cannot write the output to stdout: {exc.strerror or exc}"))
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the unwritten rest goes nowhere
+        code = code or DataError.exit_code
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

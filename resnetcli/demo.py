@@ -84,9 +84,7 @@ def export_png_tree(output: Path, root: Path | None = None, workers: int | None 
 
 
 def _say(text: str) -> None:
-    from rich.markup import escape
-
-    from resnetcli.console import err
+    from resnetcli.console import err, escape
 
     err.print(f"\n[bold cyan]==>[/] {escape(text)}")
 
@@ -123,10 +121,9 @@ def main(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Fashion-MNIST end to end on the CPU: export, preprocess, train, test, summarize."""
-    from rich.markup import escape
     from rich.table import Table
 
-    from resnetcli.console import err, out
+    from resnetcli.console import err, escape, out
     from resnetcli.errors import ResnetCliError
 
     started = time.perf_counter()

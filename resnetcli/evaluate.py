@@ -45,9 +45,7 @@ def evaluate_checkpoint(
     console: Any = None,
 ) -> EvalResult:
     """Evaluate a checkpoint on a split, print the report and write metrics, predictions and confusion matrix."""
-    from rich.markup import escape
-
-    from resnetcli.console import out
+    from resnetcli.console import escape, out
 
     console = console or out
     if batch_size < 1:

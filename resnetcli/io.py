@@ -10,6 +10,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -71,15 +72,45 @@ def write_csv(path: str | os.PathLike[str], header: Sequence[Any], rows: Iterabl
     write_text(path, csv_text(header, rows))
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def reclaim_partial_dirs(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary folders of `path` (`.NAME.PID.XXXX.partial`, `.NAME.old-PID`) that a process
+    killed before it could clean up (kill -9, power loss) left behind; folders of live processes stay."""
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(?:(\d+)\.[^/]*\.partial|old-(\d+))")
+    removed = []
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return removed
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match and not _pid_alive(int(match.group(1) or match.group(2))):
+            shutil.rmtree(path.parent / name, ignore_errors=True)
+            removed.append(path.parent / name)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike[str], *, replace: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; on success it is renamed to `path`.
 
-    With replace=True an existing `path` is swapped out only after the new one is complete.
+    With replace=True an existing `path` is swapped out only after the new one is complete. The temporary
+    name holds this process's id, so the next run reclaims what a killed one left (reclaim_partial_dirs).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    reclaim_partial_dirs(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".partial", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700: a dataset others cannot read
     try:
         yield tmp

@@ -28,9 +28,52 @@ _SafeLoader.add_implicit_resolver(
 )
 
 
+#: a config is a screenful of settings: these bound what a hostile one can make the reader build
+MAX_YAML_CHARS = 1_000_000
+MAX_YAML_NODES = 100_000
+
+
+class YamlTooLarge(yaml.YAMLError):
+    """A document larger than MAX_YAML_CHARS, or whose aliases expand to more than MAX_YAML_NODES values."""
+
+
+def _expanded_nodes(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values `node` stands for once every alias is expanded (what a reader walking it visits)."""
+    key = id(node)
+    if key in memo:
+        if memo[key] < 0:  # an alias inside its own anchor: endless once expanded
+            raise YamlTooLarge("an alias refers to the collection that holds it (a recursive structure)")
+        return memo[key]
+    memo[key] = -1
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        total += sum(_expanded_nodes(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total += sum(_expanded_nodes(k, memo) + _expanded_nodes(v, memo) for k, v in node.value)
+    if total > MAX_YAML_NODES:
+        raise YamlTooLarge(f"its aliases expand to more than {MAX_YAML_NODES} values (an alias bomb?)")
+    memo[key] = total
+    return total
+
+
 def load_yaml(text: str) -> Any:
-    """yaml.safe_load with YAML 1.2's reading of exponent floats; never constructs Python objects."""
-    return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - _SafeLoader is a SafeLoader
+    """yaml.safe_load with YAML 1.2's reading of exponent floats; never constructs Python objects.
+
+    safe_load shares aliased values, but whatever walks the result (validation, printing) expands them: a
+    few hundred bytes of nested aliases ("billion laughs") stand for billions of values. Refused here, with
+    over-long documents, as YamlTooLarge (a yaml.YAMLError, so callers report it as invalid YAML).
+    """
+    if len(text) > MAX_YAML_CHARS:
+        raise YamlTooLarge(f"{len(text)} characters is more than the {MAX_YAML_CHARS} a config may have")
+    loader = _SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_nodes(node, {})
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def parse_key_values(items: list[str] | None, flag: str) -> dict[str, Any]:

@@ -126,8 +126,9 @@ def to_json(results: Sequence[Prediction], checkpoint: Path) -> str:
 
 
 def to_table(results: Sequence[Prediction], checkpoint: Path) -> Any:
-    from rich.markup import escape
     from rich.table import Table
+
+    from resnetcli.console import escape
 
     k = max(len(r.classes) for r in results)
     table = Table(title=escape(f"predictions of {checkpoint}"))

@@ -33,35 +33,45 @@ from PIL import Image
 from resnetcli import __version__
 from resnetcli.console import warn
 from resnetcli.data import Source, SourceSpec, build_source, resolve_source
-from resnetcli.data.images import BadImage, encode_jpeg, load_resized, resize_array
+from resnetcli.data.images import BadImage, adapt_channels, encode_jpeg, load_resized, resize_array, stored_channels
 from resnetcli.doctor import check_written, disk_size, fingerprint
 from resnetcli.errors import DataError, UsageError
-from resnetcli.io import atomic_dir, write_csv, write_json
+from resnetcli.io import atomic_dir, write_csv, write_json, write_text
+from resnetcli.signals import TERMINATION_SIGNALS, interrupt_on_termination
 
 #: side of the smaller image edge for photo folders when --size is not given (the seed's choice)
 DEFAULT_SIZE = 256
+#: the largest side --size may ask for: beyond it one image takes gigabytes (and no ResNet input is this big)
+MAX_SIZE = 4096
+#: the file marking a folder preprocess wrote: the only kind of folder --force replaces
+MARKER = ".resnetcli-dataset"
+MARKER_TEXT = "resnetcli processed dataset, format 1\n"
 
 Size = int | tuple[int, int]
 
 
 def parse_size(text: str | int | None) -> Size | None:
     """'256' -> 256 (smaller side); '224x192' -> (224, 192) as (height, width); None stays None."""
+    if text is None:
+        return None
     if isinstance(text, tuple):
-        if len(text) != 2 or min(text) <= 0:
+        if len(text) != 2:
             raise UsageError(f"--size must be N or (height, width) with positive sides, got {text}")
-        return int(text[0]), int(text[1])
-    if text is None or isinstance(text, int):
-        if isinstance(text, int) and text <= 0:
-            raise UsageError(f"--size must be positive, got {text}")
-        return text
+        return _bounded(text, str(text))
+    if isinstance(text, int):
+        return _bounded((text,), str(text))
     match = re.fullmatch(r"\s*(\d+)\s*(?:[xX,]\s*(\d+)\s*)?", str(text))
     if not match:
         raise UsageError(f"--size expects N (smaller side) or HxW (for example 224x224), got '{text}'")
-    height = int(match.group(1))
-    width = int(match.group(2)) if match.group(2) else None
-    if height <= 0 or (width is not None and width <= 0):
-        raise UsageError(f"--size must be positive, got '{text}'")
-    return height if width is None else (height, width)
+    return _bounded(tuple(int(g) for g in match.groups() if g is not None), f"'{text}'")
+
+
+def _bounded(sides: tuple[int, ...], shown: str) -> Size:
+    if min(sides) <= 0:
+        raise UsageError(f"--size must be positive, got {shown}")
+    if max(sides) > MAX_SIZE:
+        raise UsageError(f"--size allows sides up to {MAX_SIZE} pixels, got {shown}")
+    return int(sides[0]) if len(sides) == 1 else (int(sides[0]), int(sides[1]))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -76,6 +86,10 @@ def _init_worker(settings: dict[str, Any], in_pool: bool = True) -> None:
     if in_pool:
         # Ctrl-C is the parent's to handle (it stops the pool); workers would only print tracebacks.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # a forked worker inherits the parent's SIGTERM/SIGHUP handler; the pool stops workers with SIGTERM,
+        # which must end them quietly
+        for sig in TERMINATION_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
     _STATE.clear()
     _STATE.update(settings)
     if settings.get("source_spec") is not None:
@@ -91,19 +105,22 @@ def _process(task: tuple) -> tuple:
     import cv2
 
     slot, path, split, index, out_split, want_stats = task
-    size, channels = _STATE["size"], _STATE["channels"]
+    size, wanted = _STATE["size"], _STATE["channels"]
     try:
         if path is not None:
+            # --channels auto: each file keeps what it stores (gray or colour); the parent decides the dataset's
+            channels = stored_channels(path) if wanted == "auto" else wanted
             arr = load_resized(path, size, center_crop=_STATE["center_crop"], channels=channels,
                                max_pixels=_STATE["max_pixels"])
             on_disk = disk_size(path)
         else:
             arr, _ = _STATE["source"].split(split).load(index)
             on_disk = (arr.shape[1], arr.shape[0])
-            arr = resize_array(np.ascontiguousarray(arr[..., :1] if channels == 1 else arr), size,
+            channels = arr.shape[2] if wanted == "auto" else wanted
+            arr = resize_array(np.ascontiguousarray(adapt_channels(arr, channels)), size,
                                center_crop=_STATE["center_crop"])
     except BadImage as exc:
-        return slot, None, str(exc), None, None
+        return slot, None, str(exc), None, None, None
     name = f"{out_split}/{uuid.uuid4().hex}.jpg"
     data = encode_jpeg(arr, _STATE["quality"])
     target = os.path.join(_STATE["out_dir"], name)
@@ -126,11 +143,19 @@ def _process(task: tuple) -> tuple:
         pixels = arr.shape[0] * arr.shape[1]
         stats = (mean * pixels, (std ** 2 + mean ** 2) * pixels, pixels)
     # the doctor's fingerprint, from the pixels written (not a second decode)
-    return slot, name, None, stats, fingerprint(arr, on_disk)
+    return slot, name, None, stats, fingerprint(arr, on_disk), channels
 
 
 # ---------------------------------------------------------------------------------------------------------
 # the parent side
+
+
+def _parse_channels(value: int | str) -> int | str:
+    """--channels: 1, 3 or auto."""
+    text = str(value).strip().lower()
+    if text not in ("1", "3", "auto"):
+        raise UsageError(f"--channels must be 1, 3 or auto, got '{value}'")
+    return text if text == "auto" else int(text)
 
 
 def _default_workers() -> int:
@@ -148,10 +173,11 @@ def _check_output(output: Path, force: bool) -> bool:
         raise DataError(f"--output {output} is a file; give a folder")
     if not any(output.iterdir()):
         return True  # an empty folder: nothing to lose
-    is_dataset = (output / "categories.csv").exists() or (output / "report.json").exists()
-    if not is_dataset:
+    # only the marker preprocess writes proves the folder is ours: a report.json or categories.csv may be a user's
+    if not (output / MARKER).is_file():
         raise DataError(
-            f"--output {output} is not empty and is not a resnetcli dataset; choose a new or empty folder"
+            f"--output {output} is not empty and is not a resnetcli dataset (no {MARKER} file in it); --force "
+            "replaces only a folder `resnetcli preprocess` wrote: choose a new or empty folder"
         )
     if not force:
         raise DataError(f"--output {output} already holds a dataset; pass --force to replace it")
@@ -212,6 +238,7 @@ def preprocess(
     progress: bool = True,
     max_pixels: int | None = None,
     dedupe: bool = False,
+    channels: int | str = "auto",
 ) -> dict[str, Any]:
     """Write `input` (an image folder or any registered dataset) to `output` in the processed layout.
 
@@ -219,6 +246,8 @@ def preprocess(
     size of fixed-size datasets. Returns the report also written to output/report.json.
     The data doctor's findings (resnetcli/doctor.py) go into the report; dedupe leaves out every exact
     or near duplicate of an image kept earlier (train, then val, then test), so no picture is in two splits.
+    channels: 1 (gray), 3 (RGB) or auto: the dataset's own (1 for MNIST; for an image folder, 1 when every
+    file is stored as a gray image, judged by its mode: L, LA, 1, I;16, I, F).
     """
     started = time.perf_counter()
     size = parse_size(size)
@@ -226,6 +255,7 @@ def preprocess(
         size = DEFAULT_SIZE
     if not 1 <= quality <= 100:
         raise UsageError(f"--quality must be 1..100, got {quality}")
+    wanted = _parse_channels(channels)
     if workers is not None and workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
     for flag, value in (("--val-split", val_split), ("--test-split", test_split)):
@@ -274,29 +304,34 @@ def preprocess(
     n_workers = min(workers or _default_workers(), len(tasks))
     rows: dict[str, list[tuple[str, int]]] = {s: [] for s in source.splits()}
     results: list[tuple[str | None, str | None]] = [(None, None)] * len(tasks)
-    sums = np.zeros(source.channels)
-    sumsq = np.zeros(source.channels)
+    # train statistics by the channels each image was written with (auto mixes gray and colour files)
+    sums = {c: np.zeros(c) for c in (1, 3)}
+    sumsq = {c: np.zeros(c) for c in (1, 3)}
     count = 0
+    written_channels: set[int] = set()
 
     global _INHERITED
     try:
-        with atomic_dir(output, replace=replace) as tmp:
+        with interrupt_on_termination(), atomic_dir(output, replace=replace) as tmp:
+            write_text(tmp / MARKER, MARKER_TEXT)
             for split_name in source.splits():
                 (tmp / split_name).mkdir()
             settings = {
                 "out_dir": str(tmp), "size": size, "center_crop": center_crop, "quality": quality,
-                "channels": source.channels,
+                "channels": wanted,
                 "max_pixels": Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels,
                 "source_spec": (name, where, options) if uses_array else None,
             }
             _INHERITED = source if uses_array else None
             fingerprints: list[Any] = [None] * len(tasks)
-            for slot, written, reason, stats, fp in _run(tasks, settings, n_workers, progress):
+            for slot, written, reason, stats, fp, image_channels in _run(tasks, settings, n_workers, progress):
                 results[slot] = (written, reason)
                 fingerprints[slot] = fp
+                if image_channels is not None:
+                    written_channels.add(image_channels)
                 if stats is not None:
-                    sums += stats[0]
-                    sumsq += stats[1]
+                    sums[image_channels] += stats[0]
+                    sumsq[image_channels] += stats[1]
                     count += stats[2]
             doctor, dropped = check_written(fingerprints, origins, source.classes, dedupe=dedupe)
             for slot, (written, reason) in enumerate(results):
@@ -313,7 +348,14 @@ def preprocess(
                 raise DataError(
                     f"no readable training images in {input} ({len(skipped)} skipped); see the warnings above"
                 )
-            report = _finish(tmp, source, rows, skipped, sums, sumsq, count, size, center_crop, {
+            # a gray file among colour ones was written gray and is read as RGB, the gray repeated (its
+            # statistics too): the dataset has 3 channels unless every image written has one
+            out_channels = 1 if written_channels == {1} else 3
+            if out_channels == 3:
+                sums[3] += sums[1].repeat(3)
+                sumsq[3] += sumsq[1].repeat(3)
+            report = _finish(tmp, source, rows, skipped, sums[out_channels], sumsq[out_channels], count, size,
+                             center_crop, out_channels, {
                 "input": str(input), "output": str(output), "dataset": name, "val_split": val_split,
                 "test_split": test_split, "seed": seed, "quality": quality, "label_pattern": label_pattern,
                 "exclude_classes": list(exclude_classes), "workers": n_workers,
@@ -370,7 +412,7 @@ def _smaller_side(size: Size | None, native: int | None) -> int | None:
 
 def _finish(
     tmp: Path, source: Source, rows: dict[str, list[tuple[str, int]]], skipped: list[dict[str, str]],
-    sums: np.ndarray, sumsq: np.ndarray, count: int, size: Size | None, center_crop: bool,
+    sums: np.ndarray, sumsq: np.ndarray, count: int, size: Size | None, center_crop: bool, channels: int,
     settings: dict[str, Any], *, ignored: list[str], started: float, doctor: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the CSVs, rgb_val.json and report.json into the (still temporary) dataset folder."""
@@ -380,11 +422,11 @@ def _finish(
 
     mean = sums / max(count, 1)
     std = np.sqrt(np.maximum(sumsq / max(count, 1) - mean ** 2, 0.0))
-    keys = ("R", "G", "B") if source.channels == 3 else ("L",)
+    keys = ("R", "G", "B") if channels == 3 else ("L",)
     stats = {k: round(float(m), 4) for k, m in zip(keys, mean)}
     stats.update({
         "mean": [round(float(m), 4) for m in mean], "std": [round(float(s), 4) for s in std],
-        "scale": 255, "channels": source.channels, "split": "train",
+        "scale": 255, "channels": channels, "split": "train",
         "images": len(rows["train"]), "pixels": int(count),
     })
     write_json(tmp / "rgb_val.json", stats)
@@ -406,7 +448,7 @@ def _finish(
         "center_crop": center_crop,
         "image_size": _square_size(size, center_crop, source.image_size),
         "smaller_side": _smaller_side(size, source.image_size),
-        "channels": source.channels,
+        "channels": channels,
         "classes": len(source.classes),
         "images_in": total + len(skipped),
         "written": total,

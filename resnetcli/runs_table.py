@@ -1,7 +1,8 @@
 """`resnetcli runs`: what the run folders under a runs directory hold, read from their files alone.
 
 Per run: config.yaml (arch, data, epochs planned), metrics.jsonl (epochs done, val accuracy; the csv logger is
-always on), eval_test/metrics.json (what `resnetcli test` wrote) and running.json (engine/run_marker.py).
+always on), eval_test/metrics.json (what `resnetcli test` wrote) and the
+run's lock (engine/lock.py: held while a process trains it).
 Nothing here imports torch or opens a checkpoint, so listing a hundred runs is instant.
 """
 
@@ -79,7 +80,7 @@ def read_config(layout: RunLayout) -> dict[str, Any]:
 
 def read_run(run_dir: Path, name: str) -> RunInfo:
     """One run's row, from its files."""
-    from resnetcli.engine.run_marker import is_running
+    from resnetcli.engine.lock import is_running
 
     layout = RunLayout(run_dir)
     config, rows = read_config(layout), read_rows(layout)
@@ -163,8 +164,9 @@ def _num(value: Any, digits: int = 4) -> str:
 
 def runs_table(runs: list[RunInfo], title: str) -> Any:
     """The rich table of `resnetcli runs` (every user string escaped: a run name may hold '[')."""
-    from rich.markup import escape
     from rich.table import Table
+
+    from resnetcli.console import escape
 
     table = Table(title=escape(title), title_justify="left")
     for column in ("name", "arch", "data", "epochs", "best val", "last val", "test", "state", "when"):
@@ -181,8 +183,9 @@ def runs_table(runs: list[RunInfo], title: str) -> Any:
 
 def compare_tables(a: RunInfo, b: RunInfo) -> list[Any]:
     """Two rich tables: the configs' differences, then the metric curves epoch by epoch, side by side."""
-    from rich.markup import escape
     from rich.table import Table
+
+    from resnetcli.console import escape
 
     diff = Table(title=f"config: {escape(a.name)} (A) vs {escape(b.name)} (B)", title_justify="left")
     for column in ("option", "A", "B"):

@@ -113,7 +113,7 @@ def test_second_run_without_force_leaves_the_first_untouched(image_folder: Path,
     assert forced.exit_code == 0, forced.output
     after = snapshot(out)
     assert set(after) != set(before)  # fresh random names: the first dataset was replaced as a whole
-    assert len(after) == len(before) and not list(out.glob(".*"))
+    assert len(after) == len(before) and [p.name for p in out.glob(".*")] == [".resnetcli-dataset"]  # the marker
 
 
 def test_interrupted_run_leaves_no_dataset(image_folder: Path, tmp_path: Path, monkeypatch) -> None:
@@ -242,7 +242,7 @@ def test_spawned_worker_rebuilds_the_source(tmp_path: Path) -> None:
     assert pp._INHERITED is None
     pp._init_worker(settings, in_pool=False)
     try:
-        slot, name, reason, stats, _ = pp._process((7, None, "test", 2, "test", True))
+        slot, name, reason, stats, *_ = pp._process((7, None, "test", 2, "test", True))
     finally:
         pp._STATE.clear()
     assert (slot, reason) == (7, None) and name.startswith("test/") and stats[2] == 32 * 32

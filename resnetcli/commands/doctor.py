@@ -30,9 +30,7 @@ def doctor_command(
     ] = None,
 ) -> None:
     """Check a dataset: exact and near duplicates within and across classes and splits, balance, image shapes."""
-    from rich.markup import escape
-
-    from resnetcli.console import out
+    from resnetcli.console import escape, out
     from resnetcli.data import open_source
     from resnetcli.doctor import examine_source, public, summary_lines
     from resnetcli.errors import UsageError

@@ -29,11 +29,10 @@ def list_command(
     ] = None,
 ) -> None:
     """List registered architectures, augmentations, optimizers, schedulers and datasets."""
-    from rich.markup import escape
     from rich.table import Table
 
     from resnetcli.cli import verbose
-    from resnetcli.console import out
+    from resnetcli.console import escape, out
     from resnetcli.errors import ResnetCliError
     from resnetcli.registry import registry
 
@@ -52,7 +51,7 @@ def list_command(
             except ResnetCliError as exc:
                 problems.append(str(exc))
                 continue
-            row = [entry.name, k, entry.distribution, escape(description)]
+            row = [escape(entry.name), k, escape(entry.distribution), escape(description)]
             table.add_row(*row, *([escape(entry.value)] if load else []))
         for name, dists in sorted(reg.conflicts.items()):
             problems.append(

@@ -42,9 +42,7 @@ def predict_command(
     runs_dir: Annotated[Path, typer.Option(help="Where runs live, for finding the latest one.")] = Path("runs"),
 ) -> None:
     """Classify images with a trained checkpoint (same resize and normalization as training)."""
-    from rich.markup import escape
-
-    from resnetcli.console import err, out
+    from resnetcli.console import err, escape, out
     from resnetcli.predict import check_output, choose_format, predict, render, write_or_print
 
     check_output(output)  # before the work, not after it

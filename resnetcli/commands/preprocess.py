@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+_CHANNELS = {1: "1 channel (gray)", 3: "3 channels (RGB)"}
+
 
 def preprocess_command(
     input: Annotated[
@@ -55,13 +57,18 @@ def preprocess_command(
         typer.Option("--source-option", help="KEY=VALUE passed to the dataset (e.g. label_type=coarse).",
                      show_default=False),
     ] = None,
+    channels: Annotated[
+        str, typer.Option("--channels", metavar="1|3|auto", help="Channels to write: 1 (gray), 3 (RGB), or auto: the "
+                          "dataset's own; for an image folder 1 when every file is stored gray (mode L, LA, I;16: "
+                          "an RGB file with equal channels counts as colour).")
+    ] = "auto",
     dedupe: Annotated[
         bool, typer.Option("--dedupe", help="Leave out exact and near duplicates (the data doctor's), keeping the "
                            "first copy in train, val, test order, so no image is in two splits.")
     ] = False,
 ) -> None:
     """Split, resize and measure a dataset into train/val(/test) JPEG folders with CSVs and rgb_val.json."""
-    from resnetcli.console import out
+    from resnetcli.console import escape, out
     from resnetcli.options import parse_key_values
     from resnetcli.preprocess import preprocess
 
@@ -69,21 +76,21 @@ def preprocess_command(
         input, output, size=size, center_crop=center_crop, val_split=val_split, test_split=test_split,
         test_input=test_input, seed=seed, label_pattern=label_pattern, exclude_classes=exclude_class or [],
         workers=workers, force=force, quality=quality, root=root,
-        source_options=parse_key_values(source_option, "--source-option"), dedupe=dedupe,
+        source_options=parse_key_values(source_option, "--source-option"), dedupe=dedupe, channels=channels,
     )
     splits = ", ".join(f"{name} {n}" for name, n in report["written_per_split"].items())
-    out.print(
-        f"wrote {report['written']} images ({splits}; {report['classes']} classes) to {output} "
+    out.print(escape(
+        f"wrote {report['written']} images ({splits}; {report['classes']} classes, "
+        f"{_CHANNELS[report['channels']]}) to {output} "
         f"in {report['seconds']:.1f} s ({report['images_per_second']} images/s); "
         f"skipped {report['skipped_count']} (see {output / 'report.json'})"
-    )
-    from rich.markup import escape
-
+    ))
     from resnetcli.doctor import summary_lines
 
     doctor = report.get("doctor")
     if doctor:
-        for line in list(summary_lines(doctor))[1:3]:  # the duplicates; `resnetcli doctor` prints the rest
+        # the duplicates and the class balance (imbalance ratio); `resnetcli doctor` prints the rest
+        for line in list(summary_lines(doctor))[1:4]:
             out.print(escape(f"doctor: {line}"))
         if dedupe:
             out.print(f"doctor: --dedupe left out {doctor['dropped']} duplicates")

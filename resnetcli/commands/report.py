@@ -22,9 +22,7 @@ def report_command(
     runs_dir: Annotated[Path, typer.Option(help="Where runs live, for finding the latest one.")] = Path("runs"),
 ) -> None:
     """Write one HTML file (no network needed to view it): curves, per-class results, calibration, data."""
-    from rich.markup import escape
-
-    from resnetcli.console import out
+    from resnetcli.console import escape, out
     from resnetcli.report import build_report
 
     path = build_report(run_dir, output, runs_dir=runs_dir)

@@ -144,7 +144,7 @@ def train_command(
 def _summary(result: Any) -> None:
     from rich.table import Table
 
-    from resnetcli.console import out
+    from resnetcli.console import escape, out
 
     table = Table(title="training finished", show_header=False, title_justify="left")
     table.add_column(style="bold")
@@ -158,8 +158,8 @@ def _summary(result: Any) -> None:
                       + (f", val acc {result.last['val_acc']:.2f}%" if result.last.get("val_acc") is not None else ""))
     minutes, seconds = divmod(result.seconds, 60)
     table.add_row("time", f"{int(minutes)}m {seconds:.1f}s ({result.epochs_run} epochs this run)")
-    table.add_row("run folder", str(result.run_dir))
+    table.add_row("run folder", escape(str(result.run_dir)))
     for key in ("best", "last"):
         if key in result.checkpoints:
-            table.add_row(f"{key} checkpoint", str(result.checkpoints[key]))
+            table.add_row(f"{key} checkpoint", escape(str(result.checkpoints[key])))
     out.print(table)

@@ -35,7 +35,8 @@ def label_parser(pattern: str | None):
     The class name is the pattern's group 'name' if it has one, else its first group, else the match.
     """
     try:
-        regex = re.compile(pattern or DEFAULT_LABEL_PATTERN)
+        # DOTALL: a folder name may hold a newline, and its images must not vanish because of it
+        regex = re.compile(pattern or DEFAULT_LABEL_PATTERN, re.DOTALL)
     except re.error as exc:
         raise UsageError(f"--label-pattern '{pattern}' is not a valid regular expression: {exc}") from None
 
@@ -70,11 +71,28 @@ class ClassTree:
     stamps: list[tuple[int, int]] = field(default_factory=list)
 
 
-def _walk_files(folder: str, prefix: str, seen: set[tuple[int, int]]) -> list[tuple[str, os.DirEntry]]:
+def escapes(link: str, root: str) -> str | None:
+    """Why the folder symlink `link` must not be followed from the tree at `root` (both real paths compared):
+    it points outside the tree, or at a folder holding `link` itself (every image would be counted again)."""
+    target = os.path.realpath(link)
+    real_root = os.path.realpath(root)
+    if os.path.commonpath([target, real_root]) != real_root:
+        return f"a folder link to {target}, outside {root}; skipped"
+    here = os.path.realpath(os.path.dirname(os.path.abspath(link)))
+    if os.path.commonpath([target, here]) == target:
+        return f"a folder link to {target}, which holds it; skipped"
+    return None
+
+
+def _walk_files(
+    folder: str, prefix: str, seen: set[tuple[int, int]], root: str | None = None,
+    problems: list[tuple[str, str]] | None = None,
+) -> list[tuple[str, os.DirEntry]]:
     """(prefix + relative path, entry) of every non-hidden file under `folder`, sorted.
 
-    Folder symlinks are followed once (no loops). Strings and DirEntry rather than pathlib: this walk
-    visits every file of the tree, and pathlib's parsing was most of a 60,000-file scan.
+    Folder symlinks are followed once (no loops), and only within `root` (see `escapes`; each one refused
+    goes to `problems`). Strings and DirEntry rather than pathlib: this walk visits every file of the tree,
+    and pathlib's parsing was most of a 60,000-file scan.
     """
     try:
         info = os.stat(folder)
@@ -97,14 +115,22 @@ def _walk_files(folder: str, prefix: str, seen: set[tuple[int, int]]) -> list[tu
         except OSError:
             is_dir = False
         if is_dir:
-            found.extend(_walk_files(entry.path, prefix + entry.name + "/", seen))
+            reason = escapes(entry.path, root) if root is not None and entry.is_symlink() else None
+            if reason is not None:
+                if problems is not None:
+                    problems.append((prefix + entry.name + "/", reason))
+                continue
+            found.extend(_walk_files(entry.path, prefix + entry.name + "/", seen, root, problems))
         else:
             found.append((prefix + entry.name, entry))
     return found
 
 
-def _class_folders(root: Path, parse, exclude: set[str]) -> tuple[list[tuple[str, Path]], list[str]]:
-    """[(class name, folder)] in folder-name order, and the root's entries that are not classes."""
+def _class_folders(
+    root: Path, parse, exclude: set[str], problems: list[tuple[str, str]]
+) -> tuple[list[tuple[str, Path]], list[str]]:
+    """[(class name, folder)] in folder-name order, and the root's entries that are not classes; folder links
+    that lead outside the tree or to a folder holding it go to `problems`."""
     folders: list[tuple[str, Path]] = []
     ignored: list[str] = []
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
@@ -116,6 +142,10 @@ def _class_folders(root: Path, parse, exclude: set[str]) -> tuple[list[tuple[str
             is_dir = False
         if not is_dir:
             ignored.append(entry.name)
+            continue
+        reason = escapes(entry.path, str(root)) if entry.is_symlink() else None
+        if reason is not None:
+            problems.append((entry.name + "/", reason))
             continue
         label = parse(entry.name)
         if label is None:
@@ -145,7 +175,8 @@ def scan_class_tree(
     if not root.is_dir():
         raise DataError(f"input folder {root} does not exist" if not root.exists() else f"{root} is not a folder")
     parse = label_parser(label_pattern)
-    folders, ignored = _class_folders(root, parse, set(exclude_classes))
+    problems: list[tuple[str, str]] = []
+    folders, ignored = _class_folders(root, parse, set(exclude_classes), problems)
     names: list[str] = list(classes) if classes is not None else []
     for label, folder in folders:
         if label not in names:
@@ -161,11 +192,11 @@ def scan_class_tree(
             f"{root} holds {len(names)} class folder(s) ({found}); a classifier needs at least two: "
             "put each class's images in its own sub-folder"
         )
-    tree = ClassTree(root=root, classes=names, ignored=ignored)
+    tree = ClassTree(root=root, classes=names, ignored=ignored, problems=problems)
     for label, folder in folders:
         class_id = names.index(label)
         count = 0
-        for rel, entry in _walk_files(str(folder), folder.name + "/", set()):
+        for rel, entry in _walk_files(str(folder), folder.name + "/", set(), str(root), tree.problems):
             if not is_image_name(entry.name):
                 tree.ignored.append(rel)
                 continue

@@ -20,6 +20,7 @@ import PIL
 from PIL import Image
 
 from resnetcli.data.folders import ClassTree
+from resnetcli.data.images import shape_problem
 
 #: below this many files the header check runs in this process (a pool costs more than it saves)
 PARALLEL_FROM = 4096
@@ -60,9 +61,7 @@ def header_problem(path: str | os.PathLike[str]) -> str | None:
     limit = Image.MAX_IMAGE_PIXELS
     if limit and width * height > limit:
         return f"{width}x{height} pixels exceeds the decompression-bomb limit of {limit} (PIL.Image.MAX_IMAGE_PIXELS)"
-    if width < 1 or height < 1:
-        return f"{width}x{height} pixels: no image"
-    return None
+    return shape_problem(width, height)
 
 
 def _problems(paths: Sequence[str]) -> list[str | None]:

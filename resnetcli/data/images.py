@@ -38,6 +38,52 @@ def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
+#: Pillow modes that hold one channel of samples (with alpha or at more than 8 bits): gray images
+GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+
+
+def stored_channels(path: str | os.PathLike[str]) -> int:
+    """1 when the file is stored as a gray image (its mode, from the header alone), else 3.
+
+    Judged by the mode, not by comparing channels: an RGB file whose three channels happen to be equal counts
+    as colour (deciding that would mean decoding it twice). A file that cannot be opened counts as colour;
+    decoding it reports why.
+    """
+    try:
+        with Image.open(path) as img:
+            return 1 if img.mode in GRAY_MODES else 3
+    except Exception:  # open_image gives the reason when the file is decoded
+        return 3
+
+
+def adapt_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """HxWxC uint8 to `channels` channels (gray repeated to RGB, RGB to luma)."""
+    have = image.shape[2] if image.ndim == 3 else 1
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if have == channels:
+        return image
+    if channels == 3:
+        return np.repeat(image[:, :, :1], 3, axis=2)
+    # ITU-R 601 luma, as Pillow's convert("L") computes it
+    luma = image[:, :, :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[:, :, None]
+
+
+#: the most elongated image read: a 1x3000 strip brought to a smaller side of 224 would be 224x672000 pixels
+MAX_ASPECT = 100
+
+
+def shape_problem(width: int, height: int) -> str | None:
+    """Why a width x height image is refused before decoding (no pixels, or too elongated to resize), or None."""
+    if width < 1 or height < 1:
+        return f"{width}x{height} pixels: no image"
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        return (f"{width}x{height} pixels is more elongated than {MAX_ASPECT}:1; resizing its smaller side "
+                "would make an enormous image")
+    return None
+
+
 def _scale_to_uint8(arr: np.ndarray, *, full_scale: float | None) -> np.ndarray:
     """Map integer or float samples to 0-255: by the type's full scale when known, else by the data's range."""
     arr = arr.astype(np.float64, copy=False)
@@ -123,6 +169,9 @@ def open_image(
                     f"{width}x{height} pixels exceeds the decompression-bomb limit of {limit} "
                     "(PIL.Image.MAX_IMAGE_PIXELS)"
                 )
+            problem = shape_problem(width, height)
+            if problem is not None:
+                raise BadImage(problem)
             if min_size is not None and img.format == "JPEG":
                 # draft() picks the largest DCT scaling that keeps both sides >= the requested ones
                 img.draft("RGB", (max(1, min_size[0]), max(1, min_size[1])))
@@ -202,6 +251,9 @@ def resize_array(arr: np.ndarray, size: int | tuple[int, int] | None, *, center_
         return arr
     height, width = arr.shape[:2]
     new_w, new_h = resized_size(width, height, size, center_crop)
+    if Image.MAX_IMAGE_PIXELS and new_w * new_h > Image.MAX_IMAGE_PIXELS:  # the decoder's bomb limit, resized
+        raise BadImage(f"{width}x{height} pixels resized to {new_w}x{new_h} exceeds the decompression-bomb limit "
+                       f"of {Image.MAX_IMAGE_PIXELS} (PIL.Image.MAX_IMAGE_PIXELS)")
     if (new_w, new_h) != (width, height):
         shrink = new_w <= width and new_h <= height
         out = cv2.resize(arr, (new_w, new_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
@@ -276,7 +328,7 @@ def _decode_plain_jpeg(
     except Exception:  # whatever it is, open_image reports it
         return None
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
-    if (limit and width * height > limit) or (channels == 1 and not gray):
+    if (limit and width * height > limit) or (channels == 1 and not gray) or shape_problem(width, height):
         return None  # the limit's reason is open_image's; RGB -> L keeps Pillow's luma weights
     scale = 1
     if min_size is not None:  # the DCT scale Pillow's draft() picks: the largest keeping both sides

@@ -45,6 +45,8 @@ def _read_categories(path: Path) -> list[str]:
         class_id = int(row[1])
         if class_id in by_id:
             raise DataError(f"{path}, row {n}: class id {class_id} appears twice")
+        if row[0] in by_id.values():  # two ids, one name: predictions could not tell them apart
+            raise DataError(f"{path}, row {n}: class name {row[0]!r} appears twice; give each class its own name")
         by_id[class_id] = row[0]
     if sorted(by_id) != list(range(len(by_id))):
         raise DataError(f"{path}: class ids must be 0..{len(by_id) - 1} with none missing")

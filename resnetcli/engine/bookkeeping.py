@@ -32,13 +32,22 @@ def setup_logging(log_file: Path | None, level: str) -> logging.Logger:
     logger.setLevel(level.upper())
     logger.propagate = False
     console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(logging.Formatter("%(message)s"))
+    console.setFormatter(_Printable("%(message)s"))
     logger.addHandler(console)
     if log_file is not None:
         file = logging.FileHandler(log_file, encoding="utf-8")
         file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logger.addHandler(file)
     return logger
+
+
+class _Printable(logging.Formatter):
+    """Terminal lines with control characters shown as escapes: a path or run name may hold ESC."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from resnetcli.console import printable
+
+        return printable(super().format(record))
 
 
 def close_logging() -> None:

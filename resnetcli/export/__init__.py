@@ -69,9 +69,7 @@ def export_checkpoint(
     console: Any = None,
 ) -> list[Exported]:
     """Export a checkpoint (a run folder, a .pt file, or the latest run) to `formats` under `output`."""
-    from rich.markup import escape
-
-    from resnetcli.console import out
+    from resnetcli.console import escape, out
     from resnetcli.export.card import build_card, card_path
     from resnetcli.export.formats import FILENAMES, WRITERS, check_installed
     from resnetcli.inference.restore import eval_pipeline, restore

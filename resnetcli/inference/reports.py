@@ -104,8 +104,9 @@ def write_outputs(output: Path, metrics: dict[str, Any], idents: Sequence[str], 
 
 def print_report(metrics: dict[str, Any], console: Any, *, per_class: bool = True) -> None:
     """Summary, per-class table and most confused pairs, as rich tables."""
-    from rich.markup import escape
     from rich.table import Table
+
+    from resnetcli.console import escape
 
     summary = Table(title=escape(f"{metrics['data']}, {metrics['split']} split, {metrics['samples']} images"))
     for column in ("loss", "top-1", f"top-{metrics['k']}", "macro precision", "macro recall", "macro F1"):

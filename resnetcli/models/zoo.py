@@ -37,12 +37,21 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
+#: the deepest CIFAR ResNet of He et al. 2016 and a width far past any paper's: beyond them memory runs out
+#: before the network is even built
+MAX_CIFAR_DEPTH = 1202
+MAX_CIFAR_WIDTH = 256
+
+
 def cifar_variant(depth: int, *, preact: bool = False, width: int = 16) -> dict[str, Any]:
     """The table row of a CIFAR ResNet of depth 6n+2: three stages of n basic blocks at width, 2x, 4x."""
     if not isinstance(depth, int) or isinstance(depth, bool) or depth < 8 or (depth - 2) % 6:
         raise UsageError(f"CIFAR ResNet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...), got {depth!r}")
-    if not isinstance(width, int) or isinstance(width, bool) or width < 1:
-        raise UsageError(f"CIFAR ResNet width must be a positive integer, got {width!r}")
+    if depth > MAX_CIFAR_DEPTH:
+        raise UsageError(f"CIFAR ResNet depth is at most {MAX_CIFAR_DEPTH} (the deepest He et al. trained), "
+                         f"got {depth}")
+    if not isinstance(width, int) or isinstance(width, bool) or not 1 <= width <= MAX_CIFAR_WIDTH:
+        raise UsageError(f"CIFAR ResNet width must be an integer from 1 to {MAX_CIFAR_WIDTH}, got {width!r}")
     n = (depth - 2) // 6
     return dict(_CIFAR, block="preact_basic" if preact else "basic", stem_width=width,
                 stages=[(width, n), (2 * width, n), (4 * width, n)])
