@@ -155,3 +155,12 @@ def test_report_renders_in_headless_chromium_without_console_errors(tested_run: 
     for sid, title in SECTIONS:
         assert f'id="{sid}"' in dom.stdout and title in dom.stdout
     assert 'class="sort"' in dom.stdout  # the table-sorting script ran to its end
+
+
+def test_test_with_report_writes_the_page_into_the_run(trained: TrainedRun, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained.run, run, ignore=shutil.ignore_patterns("eval_*", "report.html"))
+    result = CliRunner().invoke(app, ["test", str(run), "--device", "cpu", "--workers", "0", "--report"])
+    assert result.exit_code == 0, result.output
+    text, page = _parse(run / "report.html")
+    assert "never tested" not in text and {sid for sid, _ in SECTIONS} <= page.ids

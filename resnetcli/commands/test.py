@@ -46,12 +46,21 @@ def test_command(
         int | None, option("workers", "DataLoader worker processes. Default: 0 on 1-2 CPUs, else half of them (max 4).")
     ] = None,
     runs_dir: Annotated[Path, typer.Option(help="Where runs live, for finding the latest one.")] = Path("runs"),
+    report: Annotated[
+        bool, typer.Option("--report", help="Then write the run's HTML report (RUN/report.html, `resnetcli report`).")
+    ] = False,
 ) -> None:
     """Evaluate a checkpoint: loss, top-1/top-k (k = 5, or the class count when fewer), per-class
     precision/recall/F1 and the most confused classes, all in percent."""
     from resnetcli.evaluate import evaluate_checkpoint
 
-    evaluate_checkpoint(
+    result = evaluate_checkpoint(
         run_dir, checkpoint=checkpoint, which=which, data=data, split=split, output=output, tta_flip=tta_flip,
         batch_size=batch_size, device=device, workers=workers, runs_dir=runs_dir,
     )
+    if report:
+        from resnetcli.console import escape, out
+        from resnetcli.report import build_report
+        from resnetcli.runs import run_dir_of
+
+        out.print(escape(f"wrote {build_report(run_dir_of(result.checkpoint))}"))
