@@ -128,9 +128,8 @@ class Entry:
                 found = source_description(self.value)
             except SourceProblem as exc:
                 raise PluginError(
-                    f"{_SINGULAR[self.kind]} '{self.name}' from distribution '{self.distribution}' "
-                    f"cannot load ({self.value}): {exc} (read from its source; `resnetcli --verbose list` "
-                    "imports it)"
+                    f"{self.label} cannot load ({self.value}): {exc} (read from its source; "
+                    "`resnetcli --verbose list` imports it)"
                 ) from None
             if found is not None:
                 return found
