@@ -53,6 +53,22 @@ def _eval_dir(layout: RunLayout) -> tuple[str | None, Path | None]:
     return chosen.name[len("eval_"):], chosen
 
 
+def _in_percent(metrics: Any) -> dict[str, Any] | None:
+    """metrics.json in percent with `topk`/`k`, whichever version of `resnetcli test` wrote it."""
+    if not isinstance(metrics, dict):
+        return None
+    if metrics.get("unit") == "percent":
+        return metrics
+    m = dict(metrics)  # older files: fractions, and top5/top_k
+    m["topk"], m["k"] = 100 * float(m.pop("top5", 0.0)), m.pop("top_k", 5)
+    m["top1"] = 100 * float(m.get("top1", 0.0))
+    m["macro"] = {k: 100 * float(v) for k, v in (m.get("macro") or {}).items()}
+    m["per_class"] = [{**c, **{k: 100 * float(c[k]) for k in ("precision", "recall", "f1")}}
+                      for c in m.get("per_class") or []]
+    m["most_confused"] = [{**p, "share_of_true": 100 * float(p["share_of_true"])} for p in m.get("most_confused") or []]
+    return m
+
+
 def _data_folder(spec: str, config: dict[str, Any], run_dir: Path) -> Path | None:
     """The data folder of a run, found the way `resnetcli test` finds it (resnetcli.inference.data)."""
     from types import SimpleNamespace
@@ -85,7 +101,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunData:
                 data.epochs.append(row)
     data.eval_split, eval_dir = _eval_dir(layout)
     if eval_dir is not None:
-        data.metrics = _read_json(eval_dir / "metrics.json")
+        data.metrics = _in_percent(_read_json(eval_dir / "metrics.json"))
         pred = eval_dir / "predictions.csv"
         if pred.is_file():
             with open(pred, newline="", encoding="utf-8") as fh:

@@ -81,7 +81,7 @@ def _na(text: str) -> str:
 
 
 def _pct(value: Any) -> str:
-    return "-" if value is None else f"{100 * float(value):.2f}%"
+    return "-" if value is None else f"{float(value):.2f}%"  # metrics are in percent (collect._in_percent)
 
 
 def _kv(rows: Sequence[tuple[str, Any]]) -> str:
@@ -96,7 +96,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, sortable: bo
         cells = []
         for v in row:
             if isinstance(v, float):
-                cells.append(f'<td class="n" data-v="{v!r}">{v:.4f}</td>')
+                cells.append(f'<td class="n" data-v="{v!r}">{v:.2f}</td>')
             elif isinstance(v, int):
                 cells.append(f'<td class="n" data-v="{v}">{v}</td>')
             else:
@@ -134,7 +134,7 @@ def _glance(run: RunData) -> str:
         ("best val accuracy", acc(best)),
         ("last val accuracy", acc(last)),
         (f"{run.eval_split} accuracy" if test else "test accuracy",
-         f"top-1 {_pct(test.get('top1'))}, top-{test.get('top_k', 5)} {_pct(test.get('top5'))}, "
+         f"top-1 {_pct(test.get('top1'))}, top-{test.get('k', 5)} {_pct(test.get('topk'))}, "
          f"loss {test.get('loss', 0):.4f}"
          if test else "not tested yet: run `resnetcli test`"),
         ("training time", f"{seconds:.1f} s over {len(epochs)} epochs" if epochs else None),
@@ -174,7 +174,7 @@ def _results(run: RunData) -> str:
                 ("macro precision / recall / F1",
                  f"{_pct(macro.get('precision'))} / {_pct(macro.get('recall'))} / {_pct(macro.get('f1'))}")])
     rows = [(c["class"], c["precision"], c["recall"], c["f1"], c["support"]) for c in m.get("per_class", [])]
-    table = _table(("class", "precision", "recall", "F1", "support"), rows, sortable=True)
+    table = _table(("class", "precision %", "recall %", "F1 %", "support"), rows, sortable=True)
     heat = svg.heatmap(m.get("confusion_matrix") or [], m.get("classes") or [])
     return (f"{head}<h3>Per class (click a column to sort)</h3>{table}"
             f"<h3>Confusion matrix (rows: true class; colour: share of the row)</h3>{heat}")
@@ -194,7 +194,7 @@ def _confused(run: RunData, thumb: Callable[[str], str | None]) -> str:
         rows.sort(key=lambda r: -float(r["top1_prob"]))
         figs = "".join(_figure(thumb(r["ident"]), f"p={float(r['top1_prob']):.2f}") for r in rows[:PAIR_EXAMPLES])
         out.append(f"<h3>{escape(pair['true'])} taken for {escape(pair['predicted'])}: {pair['count']} images "
-                   f"({pair['share_of_true']:.1%} of {escape(pair['true'])})</h3><div class=\"gallery\">{figs}</div>")
+                   f"({pair['share_of_true']:.1f}% of {escape(pair['true'])})</h3><div class=\"gallery\">{figs}</div>")
     return "".join(out)
 
 
