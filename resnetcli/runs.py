@@ -50,9 +50,9 @@ class RunLayout:
         return self.run_dir / "plot.png"
 
     @property
-    def running(self) -> Path:
-        """Present while a training process works on the run (engine/run_marker.py)."""
-        return self.run_dir / "running.json"
+    def lock(self) -> Path:
+        """Locked while a training process writes the run (engine/lock.py)."""
+        return self.run_dir / ".lock"
 
     @property
     def tensorboard(self) -> Path:

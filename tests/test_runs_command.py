@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -67,19 +66,15 @@ def test_runs_lists_both_newest_first_with_their_state_epochs_and_accuracies(run
     assert beta["test_acc"] is None
 
 
-def test_a_run_with_a_live_marker_is_running_and_a_dead_one_interrupted(runs: Path) -> None:
-    marker = RunLayout(runs / ODD).running
+def test_a_run_whose_lock_is_held_is_running(runs: Path) -> None:
+    from resnetcli.engine import lock
+
+    lock.acquire(RunLayout(runs / ODD))  # as train does while it writes the run
     try:
-        marker.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
         assert _json(["runs", str(runs), "-f", "json"])[0]["state"] == "running"
-        marker.write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}))  # no such process
-        assert _json(["runs", str(runs), "-f", "json"])[0]["state"] == "interrupted"
     finally:
-        marker.unlink(missing_ok=True)
-
-
-def test_training_leaves_no_marker_behind(runs: Path) -> None:
-    assert not RunLayout(runs / "alpha").running.exists() and not RunLayout(runs / ODD).running.exists()
+        lock.release()
+    assert _json(["runs", str(runs), "-f", "json"])[0]["state"] == "interrupted"
 
 
 def test_the_table_shows_run_names_literally(runs: Path) -> None:
@@ -109,3 +104,27 @@ def test_an_unknown_run_or_folder_is_one_error_line(runs: Path, tmp_path: Path) 
     assert "no run 'gamma'" in one_error_line(runner.invoke(app, ["runs", str(runs), "--compare", "alpha", "gamma"]),
                                               2)
     assert "is not a folder of runs" in one_error_line(runner.invoke(app, ["runs", str(tmp_path / "none")]), 2)
+
+
+def test_compare_lists_option_maps_key_by_key(runs: Path) -> None:
+    from resnetcli.runs_table import RunInfo, config_diff
+
+    def info(config: dict[str, object]) -> RunInfo:
+        return RunInfo(name="x", path="x", arch=None, data=None, epochs_done=0, epochs_planned=None,
+                       best_val_acc=None, last_val_acc=None, test_acc=None, state="finished", when=None,
+                       config=config)
+
+    a = info({"lr": 0.1, "aug_options": {"padding": 4, "reflect": True}, "output": "runs/a"})
+    b = info({"lr": 0.1, "aug_options": {"padding": 2, "reflect": True}, "output": "runs/b"})
+    assert config_diff(a, b) == {"aug_options.padding": (4, 2)}
+
+
+def test_listing_runs_imports_no_torch(runs: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from resnetcli.cli import app; from typer.testing import CliRunner; "
+            f"r = CliRunner().invoke(app, ['runs', {str(runs)!r}]); assert r.exit_code == 0, r.output; "
+            "print('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"

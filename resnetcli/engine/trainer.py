@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from resnetcli.engine import distributed as D
+from resnetcli.engine import lock
 from resnetcli.engine.bookkeeping import close_logging, setup_logging
 from resnetcli.engine.build import build_model, build_optimizer, build_schedule, check_config
 from resnetcli.engine.callbacks import (
@@ -47,6 +48,7 @@ from resnetcli.engine.saver import CheckpointSaver
 from resnetcli.engine.state import TrainState
 from resnetcli.errors import TrainingError, UsageError
 from resnetcli.runs import RunLayout, run_dir_of
+from resnetcli.signals import interrupt_on_termination
 
 __all__ = ["DEFAULT_LR", "Prepared", "TrainResult", "build_model", "build_optimizer", "build_schedule",
            "check_config", "fit", "prepare_config", "train"]
@@ -66,6 +68,7 @@ class TrainResult:
     checkpoints: dict[str, Path]
 
 
+@interrupt_on_termination()  # SIGTERM/SIGHUP end a run as Ctrl-C does: exit 143/129, last.pt resumable
 def train(prepared: Prepared) -> TrainResult:
     """Run a whole training job; returns where things went and the best result."""
     started = time.perf_counter()
@@ -84,6 +87,7 @@ def train(prepared: Prepared) -> TrainResult:
         raise lost from exc
     finally:
         close_logging()
+        lock.release()
         D.shutdown()
     return TrainResult(run_dir=state.run_dir if dist.main else None, epochs_run=state.epoch - state.start_epoch,
                        best_epoch=state.best_epoch, best_metric=state.best_metric, last=state.last_row,
@@ -214,9 +218,6 @@ def build_run(prepared: Prepared, dist: D.DistInfo, device: torch.device,
         if config.plot:
             assert isinstance(loggers[0], MetricsFiles)
             callbacks.append(Plot(layout.plot, loggers[0]))
-        from resnetcli.engine.run_marker import RunMarker
-
-        callbacks.append(RunMarker(layout))  # running.json, for `resnetcli runs`
         callbacks.append(saver)  # last: last.pt is the commit point (engine/saver.py)
     announce(state, prepared, data, device)
     return state, stepper, loaders, Callbacks(callbacks), saver
@@ -274,6 +275,7 @@ def run_folder(config: TrainConfig, prepared: Prepared) -> Path:
         assert config.arch
         run_dir = Path(config.runs_dir) / (config.name or f"{config.arch}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     layout = RunLayout(run_dir)
+    lock.acquire(layout)  # before anything in it is read or replaced: one writer per run folder
     if prepared.resume_path is None and layout.last.is_file():
         if not config.overwrite:
             raise UsageError(f"{run_dir} already holds a run ({layout.last}); continue it with --resume {run_dir}, "
