@@ -125,3 +125,17 @@ def test_plot_png_has_a_learning_rate_panel(tmp_path: Path, monkeypatch: pytest.
     x, y = lr_axis.get_lines()[0].get_data()
     assert list(x) == [0, 1, 1, 2, 2, 3]  # each epoch from its start to its end
     assert list(y) == pytest.approx([0.1, 0.07, 0.07, 0.04, 0.04, 0.01])
+
+
+def test_a_resumed_run_continues_its_mlflow_run(data: Path, tmp_path: Path) -> None:
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    run = tmp_path / "run"
+    run_engine(data, run, epochs=1, loggers=["mlflow"])
+    first = (run / "mlruns" / "resnetcli_run_id").read_text().strip()
+    run_engine(data, None, epochs=2, resume=str(run), loggers=["mlflow"])
+    assert (run / "mlruns" / "resnetcli_run_id").read_text().strip() == first
+    client = MlflowClient(tracking_uri=(run / "mlruns").resolve().as_uri())
+    assert [m.step for m in client.get_metric_history(first, "train_loss")] == [1, 2]
+    assert client.get_run(first).info.status == "FINISHED"
