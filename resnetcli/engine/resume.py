@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resnetcli.engine.checkpoint import class_changes, load_checkpoint
+from resnetcli.engine.checkpoint import class_changes, load_checkpoint, load_weights
 from resnetcli.engine.config import TrainConfig, config_layers, resolve
 from resnetcli.errors import CheckpointError
 
@@ -124,8 +124,8 @@ def restore(prepared: Prepared, model: Any, optimizer: Any, schedule: Any, scale
             steps_per_epoch: int) -> None:
     """Load the resumed checkpoint's weights, optimizer, schedule and scaler state (not the RNG: see rng.py)."""
     state, path, config = prepared.resume_state, prepared.resume_path, prepared.config
-    assert state is not None
-    model.load_state_dict(state["model"])
+    assert state is not None and path is not None and config.arch
+    load_weights(model, state["model"], path, config.arch)  # a crafted file: one line, not a traceback
     extended = prepared.checkpoint_epochs not in (None, config.epochs) and schedule.monitor is None
     try:
         if extended:

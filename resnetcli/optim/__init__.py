@@ -99,10 +99,29 @@ class Schedule:
         return {"scheduler": self.scheduler.state_dict(), "step": self._step, "target": self._target}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """ValueError when `state` belongs to another scheduler class: torch's load_state_dict would take it
+        and the run would break (or silently follow another schedule) an epoch later."""
+        if not _same_fields(state["scheduler"], self.scheduler.state_dict()):
+            raise ValueError(f"its scheduler state is not a {type(self.scheduler).__name__}'s")
         self.scheduler.load_state_dict(state["scheduler"])
         self._step = int(state["step"])
         self._target = None if state["target"] is None else [float(t) for t in state["target"]]
         self._apply()
+
+
+def _same_fields(saved: Any, own: Any) -> bool:
+    """Do two scheduler state dicts have the same public fields (T_max, step_size, ...), nested ones
+    (SequentialLR's) included? Private ones (_step_count, ...) come and go with torch versions."""
+    if isinstance(own, Mapping):
+        if not isinstance(saved, Mapping):
+            return False
+        public = {k for k in own if not str(k).startswith("_")}
+        return public == {k for k in saved if not str(k).startswith("_")} and all(
+            _same_fields(saved[k], own[k]) for k in own if k in saved)
+    if isinstance(own, list) and all(isinstance(v, Mapping) for v in own):
+        return isinstance(saved, list) and len(saved) == len(own) and all(
+            _same_fields(a, b) for a, b in zip(saved, own, strict=True))
+    return True
 
 
 def param_groups(

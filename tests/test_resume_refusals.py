@@ -1,0 +1,66 @@
+"""`train --resume` with a checkpoint that cannot continue this run: one error line, exit 4, never a traceback
+(and never a crash an epoch later)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from helpers_cli import one_error_line
+from helpers_train import run_engine, write_images
+from typer.testing import CliRunner
+
+from resnetcli.cli import app
+from resnetcli.engine.checkpoint import load_checkpoint, save_checkpoint
+from resnetcli.runs import RunLayout
+
+runner = CliRunner()
+QUIET = ["--workers", "0", "--device", "cpu", "--log-level", "WARNING"]
+
+
+@pytest.fixture(scope="module")
+def cosine_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("resume_refusals")
+    data = write_images(root / "data", classes=2, per_class=4, size=8)
+    run = root / "run"
+    run_engine(data, run, arch="cifar_resnet", arch_options={"depth": 8, "width": 2}, image_size=8,
+               scheduler="cosine", epochs=2, amp=False)
+    return run
+
+
+def _resume(checkpoint: Path, output: Path, *extra: str) -> str:
+    result = runner.invoke(app, ["train", "--resume", str(checkpoint), "--output", str(output), *QUIET, *extra])
+    return one_error_line(result, 4)
+
+
+def _crafted(run: Path, tmp_path: Path, change: dict) -> Path:
+    state = load_checkpoint(RunLayout(run).last)
+    state.update(change(state) if callable(change) else change)
+    return save_checkpoint(state, tmp_path / "crafted.pt")
+
+
+def test_another_scheduler_on_resume_is_refused(cosine_run: Path, tmp_path: Path) -> None:
+    line = _resume(RunLayout(cosine_run).last, tmp_path / "out", "--scheduler", "step")
+    assert "scheduler 'cosine' -> 'step'" in line
+
+
+def test_a_checkpoint_holding_another_schedulers_state_is_refused(cosine_run: Path, tmp_path: Path) -> None:
+    def step_lr_state(state: dict) -> dict:
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        foreign = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1).state_dict()
+        return {"scheduler": {**state["scheduler"], "scheduler": foreign}}
+
+    line = _resume(_crafted(cosine_run, tmp_path, step_lr_state), tmp_path / "out")
+    assert "scheduler state is not a" in line and "CosineAnnealing" in line
+
+
+def test_weights_of_the_wrong_shape_are_refused(cosine_run: Path, tmp_path: Path) -> None:
+    def widened(state: dict) -> dict:
+        model = dict(state["model"])
+        key = next(k for k, v in model.items() if v.ndim == 4)  # the first convolution
+        model[key] = torch.zeros(model[key].shape[0] + 1, *model[key].shape[1:])
+        return {"model": model}
+
+    line = _resume(_crafted(cosine_run, tmp_path, widened), tmp_path / "out")
+    assert "wrong shape" in line
