@@ -36,6 +36,8 @@ BAD_NUMBERS: dict[str, list[str]] = {
     "max_steps": ["0", "-1", "nan", "1e30"],
     "seed": ["-1", "nan", "1e30"],
     "workers": ["-1", "65", "nan", "1e30"],
+    "unfreeze_at": ["0", "-1", "nan", "1e30"],
+    "backbone_lr_mult": ["0", "-1", "nan", "inf", "1e30"],
 }
 CASES = [(key, value) for key, values in BAD_NUMBERS.items() for value in values]
 

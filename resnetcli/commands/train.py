@@ -22,6 +22,7 @@ _OPT = "Optimization"
 _AUG = "Augmentation"
 _RUN = "Run folder and checkpoints"
 _SPEED = "Speed and scale"
+_FINETUNE = "Fine-tuning"
 
 
 def _flag(key: str, *decls: str, panel: str, **settings: Any) -> Any:
@@ -71,6 +72,14 @@ def train_command(
     arch: Annotated[str | None, option("arch", describe("arch"), rich_help_panel=_MODEL)] = None,
     arch_option: Annotated[list[str] | None, _options(
         "arch_options", "--arch-option", panel=_MODEL, example="shortcut=A")] = None,
+    pretrained: Annotated[str | None, _flag("pretrained", "--pretrained", panel=_FINETUNE, metavar="SOURCE")] = None,
+    pretrained_strict: Annotated[bool | None, _flag(
+        "pretrained_strict", "--pretrained-strict/--no-pretrained-strict", panel=_FINETUNE)] = None,
+    freeze: Annotated[str | None, _flag("freeze", "--freeze", panel=_FINETUNE, metavar="STAGE,...")] = None,
+    freeze_until: Annotated[str | None, _flag("freeze_until", "--freeze-until", panel=_FINETUNE,
+                                              metavar="STAGE")] = None,
+    unfreeze_at: Annotated[int | None, _flag("unfreeze_at", "--unfreeze-at", panel=_FINETUNE, metavar="EPOCH")] = None,
+    backbone_lr_mult: Annotated[float | None, _flag("backbone_lr_mult", "--backbone-lr-mult", panel=_FINETUNE)] = None,
     optimizer: Annotated[str | None, _flag("optimizer", "--optimizer", panel=_OPT)] = None,
     opt_option: Annotated[list[str] | None, _options(
         "optimizer_options", "--opt-option", panel=_OPT, example="betas=[0.9,0.99]")] = None,

@@ -4,6 +4,7 @@ schedule from their registries."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -35,6 +36,10 @@ def check_config(config: TrainConfig) -> None:
     _check_name("schedulers", config.scheduler)
     for name in config.loggers:
         _check_name("loggers", name)
+    if config.pretrained:
+        from resnetcli.pretrained import check_source
+
+        check_source(config.pretrained, arch=config.arch)  # a missing file or unknown name, without downloading
     if config.augment and not config.augment.endswith((".yaml", ".yml")) and not Path(config.augment).is_file():
         _check_name("augmentations", config.augment)
 
@@ -53,7 +58,13 @@ def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimi
             raise UsageError(f"optimizer '{config.optimizer}' has no momentum; drop --momentum")
         options["momentum"] = config.momentum
     assert config.lr is not None
-    params = param_groups(model, config.weight_decay, decay_bn_bias=config.decay_bn_bias)
+    if config.backbone_lr_mult != 1:
+        from resnetcli.engine.freeze import param_groups_with_backbone_mult
+
+        params: Any = param_groups_with_backbone_mult(model, config.lr, config.backbone_lr_mult, config.weight_decay,
+                                                      decay_bn_bias=config.decay_bn_bias)
+    else:
+        params = param_groups(model, config.weight_decay, decay_bn_bias=config.decay_bn_bias)
     return entry.build(params, options=options, expect=torch.optim.Optimizer, lr=config.lr,
                        weight_decay=config.weight_decay)
 

@@ -38,6 +38,11 @@ def _upper(value: Any) -> Any:
     return value.upper() if isinstance(value, str) else value
 
 
+def _comma_list(value: Any) -> Any:
+    """'stem,layer1' (a flag, or YAML written like one) as ['stem', 'layer1']."""
+    return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+
 @dataclass(config=_STRICT)
 class TrainConfig:
     """Every option of a training run (the resolved copy is written to RUN_DIR/config.yaml)."""
@@ -50,6 +55,20 @@ class TrainConfig:
         description="Split used for validation: auto (val, else test), a split name, or none.")] = "auto"
     arch: Annotated[str | None, Field(description="Architecture (see `resnetcli list architectures`).")] = None
     arch_options: dict[str, Any] = Field(default_factory=dict, description="Architecture options.")
+    # fine-tuning (resnetcli/pretrained.py, resnetcli/engine/freeze.py)
+    pretrained: Annotated[str | None, Field(description=(
+        "Start from these weights: a torchvision weights name (IMAGENET1K_V1, IMAGENET1K_V2, DEFAULT), a .pth or "
+        ".safetensors file, or another run's checkpoint. The classifier is new for the data's classes."))] = None
+    pretrained_strict: Annotated[bool, Field(description=(
+        "Refuse --pretrained weights unless every tensor but the classifier matches by name and shape."))] = True
+    freeze: Annotated[list[str], BeforeValidator(_comma_list), Field(description=(
+        "Stages to freeze (no gradient, BatchNorm in eval mode), e.g. stem,layer1."))] = Field(default_factory=list)
+    freeze_until: Annotated[str | None, Field(description=(
+        "Freeze the stem and every stage up to this one, e.g. layer3."))] = None
+    unfreeze_at: Annotated[int | None, Field(ge=1, le=_LOTS, description=(
+        "Epoch (from 1) from which the frozen stages train too. Default: they stay frozen."))] = None
+    backbone_lr_mult: Annotated[float, Field(gt=0, le=100, description=(
+        "Learning rate of everything but the classifier, as a multiple of --lr (e.g. 0.1)."))] = 1.0
     # optimization
     optimizer: Annotated[str, Field(
         description="sgd, sgd-nesterov, adam, adamw, rmsprop, or a plugin's.")] = "sgd"
@@ -131,6 +150,12 @@ class TrainConfig:
             raise ValueError("--cutmix mixes images within a batch and needs --batch-size of at least 2")
         # csv is always on, first (resume, the plot and `resnetcli runs` read its files); recorded as such
         self.loggers = list(dict.fromkeys([ALWAYS_LOGGER, *self.loggers]))
+        if self.unfreeze_at is not None and not (self.freeze or self.freeze_until):
+            raise ValueError("--unfreeze-at needs stages to unfreeze: add --freeze or --freeze-until")
+        stages = [*self.freeze, *([self.freeze_until] if self.freeze_until else [])]
+        bad = [name for name in stages if not re.fullmatch(r"stem|layer[1-9]\d*", name)]
+        if bad:
+            raise ValueError(f"--freeze/--freeze-until {','.join(bad)}: stages are stem, layer1, layer2, ...")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -26,7 +26,8 @@ PER_INVOCATION = ("resume", "output", "name", "max_steps", "device", "workers", 
 #: config keys a resumed run must keep: changing one would silently make it a different experiment
 RESUME_FIXED = ("optimizer", "optimizer_options", "lr", "weight_decay", "momentum", "decay_bn_bias", "scheduler",
                 "sched_options", "warmup_epochs", "batch_size", "drop_last", "grad_clip", "mixup", "label_smoothing",
-                "augment", "aug_options", "image_size", "seed", "data_options", "val_split")
+                "augment", "aug_options", "image_size", "seed", "data_options", "val_split", "freeze", "freeze_until",
+                "unfreeze_at", "backbone_lr_mult")
 
 
 @dataclass

@@ -12,6 +12,7 @@ from torch import nn
 
 from resnetcli.engine.config import TrainConfig
 from resnetcli.engine.distributed import DistInfo
+from resnetcli.engine.freeze import FreezePlan
 from resnetcli.engine.rng import rng_state
 from resnetcli.optim import Schedule
 from resnetcli.runs import RunLayout
@@ -33,6 +34,7 @@ class TrainState:
     data_info: dict[str, Any]
     logger: logging.Logger
     steps_per_epoch: int
+    freeze: FreezePlan = field(default_factory=FreezePlan)  # stages frozen, and until when
     start_epoch: int = 0  # epochs already done when this invocation started
     epoch: int = 0  # epochs completed
     global_step: int = 0

@@ -41,6 +41,7 @@ from resnetcli.engine.data import (
     make_loader,
     open_training_data,
 )
+from resnetcli.engine.freeze import FreezePlan, parse_stages
 from resnetcli.engine.loop import NonFiniteLoss, Stepper, amp_settings, evaluate, train_epoch
 from resnetcli.engine.resume import Prepared, check_same_network, prepare_config, restore
 from resnetcli.engine.rng import derive_seed, seed_everything, set_rng_state
@@ -106,6 +107,9 @@ def fit(state: TrainState, stepper: Stepper, loaders: dict[str, Any], callbacks:
             seed_everything(derive_seed(config.seed, epoch, rank))  # epoch e draws alike, resumed or not
             loaders["sampler"].set_epoch(epoch)
             callbacks.on_epoch_start(state, epoch)
+            if state.freeze.frozen_at(epoch) != state.freeze.frozen_at(epoch - 1) or epoch == state.start_epoch + 1:
+                state.freeze.apply(state.model, epoch)  # a pure function of the epoch: resumes freeze alike
+                stepper.model = wrap(state.model, config, state.dist)  # DDP registers what requires grad
             lr_start, began = state.schedule.lr(), time.perf_counter()
             result = train_epoch(stepper, loaders["train"], epoch=epoch, max_steps=config.max_steps,
                                  rng_seed=derive_seed(config.seed, epoch, rank, 1),
@@ -166,10 +170,12 @@ def build_run(prepared: Prepared, dist: D.DistInfo, device: torch.device,
     seed_everything(config.seed)  # the model first, seeded: a run's initial weights depend only on --seed
     model = build_model(config, len(data.classes), data.source.channels)
     config = fill_defaults(config, data, model)
+    plan = FreezePlan(tuple(parse_stages(model, config.freeze, config.freeze_until)), config.unfreeze_at)
     if prepared.resume_state is not None:
         assert prepared.resume_path is not None
         check_same_network(prepared.resume_state, config, data.classes, data.source.channels, prepared.resume_path)
-    loaders = build_loaders(config, data, dist, device)
+    normalization, finetune_notes = starting_weights(config, model, data, prepared)
+    loaders = build_loaders(config, data, dist, device, normalization)
     steps_per_epoch = min(len(loaders["train"]), config.max_steps or len(loaders["train"]))
 
     model.to(device)
@@ -185,7 +191,7 @@ def build_run(prepared: Prepared, dist: D.DistInfo, device: torch.device,
     state = TrainState(
         config=config, layout=layout, dist=dist, model=model, optimizer=optimizer, schedule=schedule,
         scaler=scaler, classes=data.classes, logger=logger, steps_per_epoch=steps_per_epoch,
-        normalization={"mean": list(data.source.mean), "std": list(data.source.std)},
+        normalization=normalization, freeze=plan,
         data_info={"source": data.source.name, "spec": config.data, "image_size": config.image_size,
                    "channels": data.source.channels, "augment": config.augment, "train_size": len(data.train),
                    "val_split": data.val_name},
@@ -195,12 +201,7 @@ def build_run(prepared: Prepared, dist: D.DistInfo, device: torch.device,
     else:
         schedule.start()
 
-    net: nn.Module = model
-    if dist.enabled:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.compile:
-        net = torch.compile(net)
-    stepper = Stepper(model=net, optimizer=optimizer, schedule=schedule, device=device,
+    stepper = Stepper(model=model, optimizer=optimizer, schedule=schedule, device=device,
                       label_smoothing=config.label_smoothing, mixup=config.mixup, cutmix=config.cutmix,
                       amp_dtype=amp_dtype,
                       scaler=scaler, channels_last=config.channels_last, grad_clip=config.grad_clip,
@@ -219,8 +220,46 @@ def build_run(prepared: Prepared, dist: D.DistInfo, device: torch.device,
             assert isinstance(loggers[0], MetricsFiles)
             callbacks.append(Plot(layout.plot, loggers[0]))
         callbacks.append(saver)  # last: last.pt is the commit point (engine/saver.py)
-    announce(state, prepared, data, device)
+    announce(state, prepared, data, device, finetune_notes)
     return state, stepper, loaders, Callbacks(callbacks), saver
+
+
+def wrap(model: nn.Module, config: TrainConfig, dist: D.DistInfo) -> nn.Module:
+    """The network the stepper runs: `model`, under DistributedDataParallel and torch.compile when asked.
+
+    Built again whenever freezing changes what requires grad (DDP registers those parameters when built)."""
+    net: nn.Module = model
+    if dist.enabled:
+        device = next(model.parameters()).device
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile:
+        net = torch.compile(net)
+    return net
+
+
+def starting_weights(config: TrainConfig, model: nn.Module, data: TrainingData,
+                     prepared: Prepared) -> tuple[dict[str, list[float]], list[str]]:
+    """Load --pretrained weights into `model` (not on resume: the checkpoint's weights follow); the
+    normalization to train with, and what to say about it.
+
+    Weights that carry their normalization (torchvision's ImageNet mean/std, another run's) are trained and
+    evaluated with it, not the data's, since their features expect it; a resumed run keeps its checkpoint's."""
+    own = {"mean": list(data.source.mean), "std": list(data.source.std)}
+    if prepared.resume_state is not None:
+        return dict(prepared.resume_state.get("normalization") or own), []
+    if not config.pretrained:
+        return own, []
+    from resnetcli.pretrained import load_pretrained
+
+    report = load_pretrained(model, config.pretrained, arch=config.arch, classes=data.classes,
+                             strict=config.pretrained_strict)
+    notes = [report.summary()]
+    norm = report.normalization
+    if norm and len(norm["mean"]) == data.source.channels:
+        notes.append("normalizing with the pretrained weights' mean/std instead of the data's "
+                     f"({', '.join(f'{v:.3f}' for v in own['mean'])})")
+        return {"mean": list(norm["mean"]), "std": list(norm["std"])}, notes
+    return own, notes
 
 
 def fill_defaults(config: TrainConfig, data: TrainingData, model: nn.Module) -> TrainConfig:
@@ -235,8 +274,10 @@ def fill_defaults(config: TrainConfig, data: TrainingData, model: nn.Module) -> 
     return replace(config, image_size=image_size, augment=augment, lr=lr, workers=workers)
 
 
-def build_loaders(config: TrainConfig, data: TrainingData, dist: D.DistInfo, device: torch.device) -> dict[str, Any]:
-    """The training loader (and its epoch sampler) and the validation loader, or None."""
+def build_loaders(config: TrainConfig, data: TrainingData, dist: D.DistInfo, device: torch.device,
+                  normalization: dict[str, list[float]] | None = None) -> dict[str, Any]:
+    """The training loader (and its epoch sampler) and the validation loader, or None. `normalization`:
+    mean/std to normalize with; default: the data's own."""
     from resnetcli.augment import build_pipeline
 
     per_rank = len(data.train) // dist.world
@@ -247,11 +288,12 @@ def build_loaders(config: TrainConfig, data: TrainingData, dist: D.DistInfo, dev
             "use a smaller --batch-size or --no-drop-last"
         )
     assert config.augment and config.image_size and config.workers is not None
-    source, pin = data.source, device.type == "cuda"
+    pin = device.type == "cuda"
+    norm = normalization or {"mean": list(data.source.mean), "std": list(data.source.std)}
 
     def pipeline(train: bool) -> Any:
-        return build_pipeline(config.augment, train=train, image_size=config.image_size, mean=source.mean,
-                              std=source.std, options=config.aug_options)
+        return build_pipeline(config.augment, train=train, image_size=config.image_size, mean=norm["mean"],
+                              std=norm["std"], options=config.aug_options)
 
     sampler = EpochSampler(len(data.train), rank=dist.rank, world=dist.world, seed=config.seed)
     train = make_loader(AugmentedSplit(data.train, pipeline(True), config.seed), batch_size=config.batch_size,
@@ -303,14 +345,23 @@ def resume_into(state: TrainState, prepared: Prepared) -> None:
         set_rng_state(ckpt["rng"])
 
 
-def announce(state: TrainState, prepared: Prepared, data: TrainingData, device: torch.device) -> None:
-    """The first lines of a run: what trains on what, where; and what a resume continues."""
+def announce(state: TrainState, prepared: Prepared, data: TrainingData, device: torch.device,
+             finetune_notes: list[str]) -> None:
+    """The first lines of a run: what trains on what, where, from which weights; and what a resume continues."""
     config, logger = state.config, state.logger
     for note in prepared.notes:
         logger.info(note)
     where = f"{device}" + (f" x{state.dist.world} processes" if state.dist.enabled else "")
     logger.info(f"training {config.arch} on {config.data} ({data.describe()}; {len(data.classes)} classes, "
                 f"{config.image_size}px, augment {config.augment}) on {where}; run folder {state.run_dir}")
+    for note in finetune_notes:
+        logger.info(note)
+    plan = state.freeze
+    if plan.stages:
+        until = f" until epoch {plan.unfreeze_at}" if plan.unfreeze_at else ""
+        logger.info(f"frozen{until}: {', '.join(plan.stages)} (no gradient, BatchNorm statistics kept)")
+    if config.backbone_lr_mult != 1:
+        logger.info(f"the classifier learns at --lr, everything else at --lr x {config.backbone_lr_mult}")
     if prepared.resume_path is None:
         return
     logger.info(f"resumed from {prepared.resume_path} after epoch {state.epoch}")

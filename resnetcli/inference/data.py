@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from resnetcli.data.images import adapt_channels
 from resnetcli.engine.checkpoint import class_changes
 from resnetcli.errors import CheckpointError, DataError, PluginError, UsageError
 from resnetcli.inference.restore import Restored
@@ -96,20 +97,6 @@ def label_map(checkpoint_classes: Sequence[str], data_classes: Sequence[str], pa
     # same names, other order (e.g. ids renumbered): compare by name, which is what a label means
     index = {name: i for i, name in enumerate(ckpt)}
     return [index[name] for name in data]
-
-
-def adapt_channels(image: np.ndarray, channels: int) -> np.ndarray:
-    """HxWxC uint8 to the network's channel count (gray repeated to RGB, RGB to luma)."""
-    have = image.shape[2] if image.ndim == 3 else 1
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if have == channels:
-        return image
-    if channels == 3:
-        return np.repeat(image[:, :, :1], 3, axis=2)
-    # ITU-R 601 luma, as Pillow's convert("L") computes it
-    luma = image[:, :, :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[:, :, None]
 
 
 class EvalDataset(Dataset):
