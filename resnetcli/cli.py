@@ -1,17 +1,20 @@
 """The `resnetcli` command line: a thin Typer shell over plain functions.
 
-Nothing here imports torch: `resnetcli --help` must answer at once, and each command imports only
-what it uses, inside its own module (resnetcli/commands/).
+Nothing here imports torch: `resnetcli --help` must answer at once. Each command lives in its own module
+(resnetcli/commands/), imported only when that command runs; the help screen reads the commands' one-line
+helps from their source.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 import sys
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from resnetcli import __version__
 from resnetcli.errors import DataError, ResnetCliError
@@ -29,8 +32,77 @@ def verbose() -> bool:
 _ParseError: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
+#: command -> the function behind it (resnetcli/commands/), in the order a user meets them. A command's module
+#: is imported only when that command runs: train's flags are generated from the pydantic TrainConfig, whose
+#: import alone costs more than the whole of `resnetcli --help`, `--version` or `list` should.
+COMMANDS = {
+    "preprocess": "resnetcli.commands.preprocess:preprocess_command",
+    "train": "resnetcli.commands.train:train_command",
+    "lr-find": "resnetcli.commands.lr_find:lr_find_command",
+    "test": "resnetcli.commands.test:test_command",
+    "predict": "resnetcli.commands.predict:predict_command",
+    "export": "resnetcli.commands.export:export_command",
+    "summarize": "resnetcli.commands.summarize:summarize_command",
+    "report": "resnetcli.commands.report:report_command",
+    "doctor": "resnetcli.commands.doctor:doctor_command",
+    "list": "resnetcli.commands.listing:list_command",
+    "runs": "resnetcli.commands.runs:runs_command",
+}
+
+
+class _Commands(Mapping[str, TyperCommand]):
+    """The commands of COMMANDS, each built by Typer from its function the first time it is looked up."""
+
+    def __init__(self, targets: Mapping[str, str]) -> None:
+        self._targets = dict(targets)
+        self._built: dict[str, TyperCommand] = {}
+
+    def __getitem__(self, name: str) -> TyperCommand:
+        if name not in self._built:
+            module, _, function = self._targets[name].partition(":")
+            single = typer.Typer(rich_markup_mode="rich", add_completion=False)
+            single.command(name)(getattr(importlib.import_module(module), function))
+            self._built[name] = typer.main.get_command(single)  # one command and no callback: a TyperCommand
+        return self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._targets)
+
+    def __len__(self) -> int:
+        return len(self._targets)
+
+    def summary(self, name: str) -> TyperCommand | None:
+        """A stand-in with the command's name and one-line help, read from its source without importing it."""
+        from resnetcli.plugin_docs import SourceProblem, source_description
+
+        if name not in self._targets:
+            return None
+        if name in self._built:
+            return self._built[name]
+        try:
+            help_ = source_description(self._targets[name])
+        except SourceProblem:
+            help_ = None
+        if help_ is None:  # the source cannot tell (never for our own modules): build the real one
+            return self[name]
+        return TyperCommand(name=name, help=help_)
+
+
 class _Group(TyperGroup):
     """Catches ResnetCliError once, for the console script and for CliRunner alike."""
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.commands = _Commands(COMMANDS)
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:
+        # What the help screen and shell completion look at: names and one-line helps, nothing imported.
+        return self.commands.summary(cmd_name)
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
+        # the command that runs: (suggestions for a mistyped name come from get_command's stand-ins)
+        name, _, rest = super().resolve_command(ctx, args)
+        return name, (self.commands[name] if name is not None else None), rest
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:
@@ -119,28 +191,6 @@ def _main(
     _state["verbose"] = verbose_
 
 
-def _register() -> None:
-    # Each command lives in its own module; importing them is cheap (typer + pathlib only).
-    from resnetcli.commands import export, listing, lr_find, predict, preprocess, runs, summarize, test, train
-
-    app.command("preprocess")(preprocess.preprocess_command)
-    app.command("train")(train.train_command)
-    app.command("lr-find")(lr_find.lr_find_command)
-    app.command("test")(test.test_command)
-    app.command("predict")(predict.predict_command)
-    app.command("export")(export.export_command)
-    app.command("summarize")(summarize.summarize_command)
-    from resnetcli.commands import doctor, report
-
-    app.command("report")(report.report_command)
-    app.command("doctor")(doctor.doctor_command)
-    app.command("list")(listing.list_command)
-    app.command("runs")(runs.runs_command)
-
-
-_register()
-
-
 def main() -> None:
     """Console-script entry point."""
     for stream in (sys.stdout, sys.stderr):  # an ASCII-only locale: escape what it cannot show, never crash
@@ -150,6 +200,9 @@ def main() -> None:
         app(prog_name="resnetcli")
     except SystemExit as exc:
         code = exc.code
+    except OSError as exc:  # in what runs before any command (--version, --help): a stdout at /dev/full
+        report_error(DataError(_os_error_line(exc)))
+        code = DataError.exit_code
     else:
         code = 0
     # stdout is flushed here, not at interpreter exit, where a failure (`> /dev/full`) is a traceback

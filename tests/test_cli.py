@@ -63,6 +63,37 @@ def test_help_imports_no_torch() -> None:
     assert proc.stdout.strip() == ""
 
 
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["preprocess", "--help"], ["list", "datasets"]])
+def test_start_up_imports_no_torch_nor_the_training_config(args: list[str]) -> None:
+    # the pydantic TrainConfig (train's generated flags) costs more than these commands should take in all
+    code = (
+        "import sys\n"
+        "from resnetcli.cli import main\n"
+        f"sys.argv = ['resnetcli', *{args!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "heavy = [m for m in ('torch', 'resnetcli.engine.config', 'resnetcli.commands.train') if m in sys.modules]\n"
+        "sys.stderr.write('HEAVY=' + ','.join(heavy))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().endswith("HEAVY="), proc.stderr
+
+
+def test_help_shows_each_command_s_own_help() -> None:
+    """The help screen's one-line helps (read from source) are the docstrings' first lines of the commands."""
+    import typer
+
+    root = typer.main.get_command(app)
+    listed = runner.invoke(app, ["--help"], env={"COLUMNS": "400"}).output
+    for name, command in root.commands.items():  # type: ignore[attr-defined]
+        assert command.name == name
+        first = (command.help or "").strip().splitlines()[0]
+        assert first in listed, name
+
+
 def test_domain_error_is_one_red_line_without_traceback() -> None:
     result = runner.invoke(app, ["list", "architecturez"])
     assert result.exit_code == 2

@@ -50,8 +50,9 @@ def test_command(
         bool, typer.Option("--report", help="Then write the run's HTML report (RUN/report.html, `resnetcli report`).")
     ] = False,
 ) -> None:
-    """Evaluate a checkpoint: loss, top-1/top-k (k = 5, or the class count when fewer), per-class
-    precision/recall/F1 and the most confused classes, all in percent."""
+    """Evaluate a checkpoint: loss, top-1/top-k, per-class precision/recall/F1, the most confused classes.
+
+    Top-k is top-5, or the class count when fewer; all figures in percent."""
     from resnetcli.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(
