@@ -23,6 +23,8 @@ NEAR_THRESHOLD = 5
 #: up to which two thumbnails show the same picture
 THUMB = 16
 NEAR_MAD = 8.0
+#: a difference-hash block value shared by more images than this is not searched in that block (see near_pairs)
+MAX_BUCKET = 512
 #: images whose smaller side is below this are reported as very small
 SMALL_SIDE = 32
 #: a picture whose channels differ by at most this (0-255) after averaging is grayscale (JPEG noise)
@@ -83,6 +85,7 @@ def near_pairs(
     """(P, 3) array of (i, j, distance), i < j, for every pair of hashes at most `threshold` bits apart.
 
     With thumbs ((N, k) uint8), a pair must also have thumbnails within `max_mad` mean absolute difference.
+    Exact (pigeonhole) except for pairs that agree only on block values shared by over MAX_BUCKET images.
     """
     h = np.asarray(hashes, dtype=np.uint64)
     if not 0 <= threshold < 64:
@@ -97,7 +100,11 @@ def near_pairs(
         sorted_keys = keys[order]
         # Images sharing a key form a run in sorted order: pair each with the member d places on, for
         # d = 1, 2, ...; only positions still inside a run stay active, so the work is the pair count.
-        active = np.arange(len(order) - 1)
+        # A key shared by very many images is a flat region (a plain background), not a picture: such runs
+        # are left to the other blocks, or one block of Fashion-MNIST would cost C(50000, 2) comparisons.
+        counts = np.unique(sorted_keys, return_counts=True)[1]
+        crowded = np.repeat(counts > MAX_BUCKET, counts)
+        active = np.flatnonzero(~crowded[:-1])
         d = 1
         while active.size:
             active = active[active + d < len(order)]
