@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from resnetcli.engine import device as device_module
-from resnetcli.engine.device import default_precision
+from resnetcli.engine.device import choose_precision, default_precision
 
 
 def _cpu_reports(monkeypatch: pytest.MonkeyPatch, caps: dict[str, object] | None, cpuinfo: str = "") -> None:
@@ -70,3 +70,39 @@ def test_cuda_prefers_bf16_else_fp16_with_a_scaler(monkeypatch: pytest.MonkeyPat
 def test_mps_stays_fp32() -> None:
     choice = default_precision(torch.device("mps"))
     assert choice.amp_dtype is None and not choice.channels_last
+
+
+def _cuda_reports(monkeypatch: pytest.MonkeyPatch, bf16: bool) -> None:
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: bf16)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=None: "Some GPU")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: (7, 5))
+
+
+@pytest.mark.parametrize(("bf16", "dtype", "scaler"), [(True, "bf16", False), (False, "fp16", True)])
+def test_auto_on_cuda_is_bf16_else_fp16_with_a_grad_scaler(monkeypatch: pytest.MonkeyPatch, bf16: bool, dtype: str,
+                                                          scaler: bool) -> None:
+    from resnetcli.engine.loop import amp_settings
+
+    _cuda_reports(monkeypatch, bf16)
+    device = torch.device("cuda", 0)
+    choice = choose_precision("auto", "auto", "auto", device)
+    assert (choice.amp, choice.amp_dtype, choice.channels_last) == (True, dtype, True)
+    autocast_dtype, grad_scaler = amp_settings(choice.amp, choice.amp_dtype, device)
+    assert autocast_dtype == (torch.bfloat16 if bf16 else torch.float16)
+    assert (grad_scaler is not None) == scaler
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_on_cpu_follows_default_precision_and_flags_override_it(monkeypatch: pytest.MonkeyPatch,
+                                                                     native: bool) -> None:
+    _cpu_reports(monkeypatch, {"avx512_bf16": native, "avx2": True})
+    cpu = torch.device("cpu")
+    auto = choose_precision("auto", "auto", "auto", cpu)
+    assert (auto.amp, auto.amp_dtype, auto.channels_last) == (native, "bf16", True)
+    assert auto.reason == default_precision(cpu).reason
+    off = choose_precision(False, "auto", False, cpu)  # --no-amp --no-channels-last
+    assert (off.amp, off.channels_last) == (False, False)
+    assert off.reason.startswith("fp32: as set (--amp/--no-amp, --channels-last; auto would be ")
+    asked = choose_precision("auto", "bf16", "auto", cpu)  # --amp-dtype alone asks for autocast
+    assert (asked.amp, asked.amp_dtype) == (True, "bf16")
+    assert asked.settings() == {"amp": True, "amp_dtype": "bf16", "channels_last": True}

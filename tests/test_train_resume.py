@@ -38,8 +38,11 @@ def _interrupt_in_epoch(monkeypatch: pytest.MonkeyPatch, stop_epoch: int) -> Non
     monkeypatch.setattr(trainer, "train_epoch", interrupted)
 
 
-def test_resume_after_interrupt_is_exact(images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    straight = run_engine(images, tmp_path / "straight", checkpoint_every=1, **RESUME_FLAGS)
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_resume_after_interrupt_is_exact(images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        in_memory: bool) -> None:
+    flags = {**RESUME_FLAGS, "in_memory": in_memory}  # both data paths: batch-level and per-sample augmentation
+    straight = run_engine(images, tmp_path / "straight", checkpoint_every=1, **flags)
     assert straight.epochs_run == 2
     names = sorted(p.name for p in (tmp_path / "straight" / "checkpoints").glob("*.pt"))
     assert names == ["best.pt", "epoch_001.pt", "epoch_002.pt", "last.pt"]
@@ -47,12 +50,12 @@ def test_resume_after_interrupt_is_exact(images: Path, tmp_path: Path, monkeypat
 
     _interrupt_in_epoch(monkeypatch, stop_epoch=2)
     with pytest.raises(KeyboardInterrupt):
-        run_engine(images, tmp_path / "split", **RESUME_FLAGS)
+        run_engine(images, tmp_path / "split", **flags)
     kept = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")
     assert kept["epoch"] == 1  # the partial epoch 2 was not saved over the last complete one
     monkeypatch.undo()
 
-    resumed = run_engine(images, tmp_path / "split", resume="auto", **RESUME_FLAGS)
+    resumed = run_engine(images, tmp_path / "split", resume="auto", **flags)
     assert resumed.epochs_run == 1
     a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
     b = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")

@@ -124,6 +124,7 @@ def train_command(
         "channels_last", "--channels-last/--no-channels-last", panel=_SPEED)] = None,
     compile_: Annotated[bool | None, _flag("compile", "--compile/--no-compile", panel=_SPEED)] = None,
     workers: Annotated[int | None, option("workers", describe("workers"), rich_help_panel=_SPEED)] = None,
+    in_memory: Annotated[bool | None, _flag("in_memory", "--in-memory/--no-in-memory", panel=_SPEED)] = None,
     drop_last: Annotated[bool | None, _flag("drop_last", "--drop-last/--no-drop-last", panel=_SPEED)] = None,
 ) -> None:
     """Train a network; writes runs/<name>/ (config, metrics, logs, checkpoints, plot, TensorBoard)."""

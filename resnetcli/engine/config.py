@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
@@ -129,10 +129,17 @@ class TrainConfig:
     seed: Annotated[int, Field(ge=0, le=2**32 - 1, description="Random seed.")] = 0
     device: Annotated[Literal["auto", "cpu", "cuda", "mps"], Field(
         description="auto (cuda, then mps, then cpu), cpu, cuda or mps.")] = "auto"
-    amp: Annotated[bool, Field(description="Mixed precision (autocast).")] = False
-    amp_dtype: Annotated[Literal["bf16", "fp16"], Field(
-        description="bf16 (CPU or GPU) or fp16 (GPU, with a GradScaler).")] = "bf16"
-    channels_last: Annotated[bool, Field(description="NHWC memory format.")] = False
+    amp: Annotated[bool | Literal["auto"], Field(description=(
+        "Mixed precision (autocast). auto: bf16 where the CPU or GPU computes it natively, fp16 with a GradScaler "
+        "on other GPUs, else fp32 (engine/device.py; config.yaml records what was chosen)."))] = "auto"
+    amp_dtype: Annotated[Literal["auto", "bf16", "fp16"], Field(
+        description="bf16 (CPU or GPU) or fp16 (GPU, with a GradScaler); auto: the device's best.")] = "auto"
+    channels_last: Annotated[bool | Literal["auto"], Field(description=(
+        "NHWC memory format. auto: on CPUs and on GPUs with tensor cores."))] = "auto"
+    in_memory: Annotated[bool | Literal["auto"], Field(description=(
+        "Decode the images once into memory and augment whole batches on the main process (pipelines none "
+        "and cifar). auto: when every image is at most 64 px and they take at most a quarter of the free "
+        "memory."))] = "auto"
     compile: Annotated[bool, Field(description="torch.compile the model.")] = False
     workers: Annotated[int | None, Field(ge=0, le=64, description=(
         "DataLoader worker processes. Default: min(4, CPUs)."))] = None
@@ -201,8 +208,13 @@ def describe(key: str) -> str:
 
 
 def _type_name(key: str) -> str:
-    """'int', 'float | None', 'dict[str, Any]': the field's type as written above."""
-    return str(FIELDS[key].annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
+    """'int', 'float | None', 'dict[str, Any]': the field's type as written above; bool | Literal['auto'] as
+    "bool or 'auto'"."""
+    annotation = FIELDS[key].annotation
+    if get_origin(annotation) is Union and get_origin(get_args(annotation)[-1]) is Literal:
+        *types, choices = get_args(annotation)
+        return " or ".join([*(t.__name__ for t in types), *map(repr, get_args(choices))])
+    return str(annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
 
 
 def _reason(error: Mapping[str, Any], key: str | None = None) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -90,3 +90,42 @@ def default_precision(device: torch.device) -> Precision:
         return Precision(torch.float16, tensor_cores,
                          f"fp16 autocast with a GradScaler{layout}: {name} has no native bfloat16")
     return Precision(None, False, f"fp32: mixed precision is not used by default on {device.type}")
+
+
+class PrecisionChoice(NamedTuple):
+    """--amp / --amp-dtype / --channels-last with "auto" decided for a device (what config.yaml records), and
+    why, for the run's first line."""
+
+    amp: bool
+    amp_dtype: str
+    channels_last: bool
+    reason: str
+
+    def settings(self) -> dict[str, Any]:
+        """The config keys this choice sets."""
+        return {"amp": self.amp, "amp_dtype": self.amp_dtype, "channels_last": self.channels_last}
+
+
+_DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+def choose_precision(amp: bool | str, amp_dtype: str, channels_last: bool | str,
+                     device: torch.device) -> PrecisionChoice:
+    """Each setting left at "auto" takes default_precision(device)'s value; one that is set wins.
+
+    An explicit --amp-dtype with --amp left at auto asks for autocast in that dtype."""
+    best = default_precision(device)
+    set_by_user = [name for name, value in (("--amp/--no-amp", amp), ("--amp-dtype", amp_dtype),
+                                            ("--channels-last", channels_last)) if value != "auto"]
+    if amp == "auto":
+        amp = best.amp_dtype is not None or amp_dtype != "auto"
+    if amp_dtype == "auto":
+        amp_dtype = _DTYPE_NAMES.get(best.amp_dtype, "bf16")  # type: ignore[arg-type]
+    if channels_last == "auto":
+        channels_last = best.channels_last
+    if not set_by_user:
+        return PrecisionChoice(bool(amp), amp_dtype, bool(channels_last), best.reason)
+    chosen = (f"{amp_dtype} autocast" if amp else "fp32") + (" + channels_last" if channels_last else "")
+    default = best.reason.split(":")[0]
+    why = f"as set ({', '.join(set_by_user)}" + ("" if chosen == default else f"; auto would be {default}") + ")"
+    return PrecisionChoice(bool(amp), amp_dtype, bool(channels_last), f"{chosen}: {why}")

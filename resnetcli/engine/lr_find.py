@@ -23,6 +23,7 @@ from resnetcli.engine import distributed as D
 from resnetcli.engine.build import build_model, build_optimizer, check_config
 from resnetcli.engine.config import TrainConfig, replace
 from resnetcli.engine.data import open_training_data
+from resnetcli.engine.device import choose_precision
 from resnetcli.engine.loop import NonFiniteLoss, Stepper, amp_settings, train_epoch
 from resnetcli.engine.rng import derive_seed, seed_everything
 from resnetcli.errors import UsageError
@@ -82,6 +83,7 @@ def lr_find(config: TrainConfig, *, steps: int = 100, min_lr: float = 1e-7, max_
     check_config(config)
     single = D.DistInfo()
     device = D.pick_device(config.device, single)
+    config = replace(config, **choose_precision(config.amp, config.amp_dtype, config.channels_last, device).settings())
     amp_dtype, scaler = amp_settings(config.amp, config.amp_dtype, device)
     data = open_training_data(config.data or "", config.data_options, "none")  # no validation: loss on train
     seed_everything(config.seed)

@@ -38,6 +38,8 @@ class Prepared:
     resume_path: Path | None = None
     resume_state: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    #: the precision and data path this invocation chose and why (train fills it in; the first line shows it)
+    speed: list[str] = field(default_factory=list)
 
     @property
     def checkpoint_epochs(self) -> int | None:

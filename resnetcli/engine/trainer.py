@@ -41,8 +41,10 @@ from resnetcli.engine.data import (
     make_loader,
     open_training_data,
 )
+from resnetcli.engine.device import choose_precision
 from resnetcli.engine.freeze import FreezePlan, parse_stages
 from resnetcli.engine.loop import NonFiniteLoss, Stepper, amp_settings, evaluate, train_epoch
+from resnetcli.engine.memory import memory_loaders
 from resnetcli.engine.resume import Prepared, check_same_network, prepare_config, restore
 from resnetcli.engine.rng import derive_seed, seed_everything, set_rng_state
 from resnetcli.engine.saver import CheckpointSaver
@@ -76,7 +78,11 @@ def train(prepared: Prepared) -> TrainResult:
     check_config(prepared.config)
     dist = D.from_env()
     device = D.pick_device(prepared.config.device, dist)
-    amp = amp_settings(prepared.config.amp, prepared.config.amp_dtype, device)
+    config = prepared.config
+    precision = choose_precision(config.amp, config.amp_dtype, config.channels_last, device)
+    prepared.config = replace(config, **precision.settings())  # "auto" decided here; config.yaml records it
+    prepared.speed.append(precision.reason)
+    amp = amp_settings(precision.amp, precision.amp_dtype, device)
     D.init(dist, device, prepared.config.dist_timeout)
     try:
         state, stepper, loaders, callbacks, saver = build_run(prepared, dist, device, amp)
@@ -176,6 +182,8 @@ def build_run(prepared: Prepared, dist: D.DistInfo, device: torch.device,
         check_same_network(prepared.resume_state, config, data.classes, data.source.channels, prepared.resume_path)
     normalization, finetune_notes = starting_weights(config, model, data, prepared)
     loaders = build_loaders(config, data, dist, device, normalization)
+    config = replace(config, in_memory=loaders["in_memory"])  # what auto decided, for config.yaml
+    prepared.speed.append(loaders["path"])
     steps_per_epoch = min(len(loaders["train"]), config.max_steps or len(loaders["train"]))
 
     model.to(device)
@@ -296,6 +304,11 @@ def build_loaders(config: TrainConfig, data: TrainingData, dist: D.DistInfo, dev
                               std=norm["std"], options=config.aug_options)
 
     sampler = EpochSampler(len(data.train), rank=dist.rank, world=dist.world, seed=config.seed)
+    val_sampler = ShardSampler(len(data.val), rank=dist.rank, world=dist.world) if data.val is not None else None
+    in_memory, path = memory_loaders(config, data, sampler, val_sampler, norm)
+    if in_memory is not None:
+        return {**in_memory, "sampler": sampler, "in_memory": True, "path": path}
+    path = f"data through a DataLoader, {config.workers} workers, per-sample augmentation ({path})"
     train = make_loader(AugmentedSplit(data.train, pipeline(True), config.seed), batch_size=config.batch_size,
                         sampler=sampler, workers=config.workers, pin_memory=pin, drop_last=config.drop_last)
     val = None
@@ -304,7 +317,7 @@ def build_loaders(config: TrainConfig, data: TrainingData, dist: D.DistInfo, dev
                           batch_size=config.eval_batch_size or config.batch_size,
                           sampler=ShardSampler(len(data.val), rank=dist.rank, world=dist.world),
                           workers=config.workers, pin_memory=pin, drop_last=False)
-    return {"train": train, "sampler": sampler, "val": val}
+    return {"train": train, "sampler": sampler, "val": val, "in_memory": False, "path": path}
 
 
 def run_folder(config: TrainConfig, prepared: Prepared) -> Path:
@@ -352,6 +365,7 @@ def announce(state: TrainState, prepared: Prepared, data: TrainingData, device: 
     for note in prepared.notes:
         logger.info(note)
     where = f"{device}" + (f" x{state.dist.world} processes" if state.dist.enabled else "")
+    where += "".join(f"; {part}" for part in prepared.speed)  # precision and data path, and why
     logger.info(f"training {config.arch} on {config.data} ({data.describe()}; {len(data.classes)} classes, "
                 f"{config.image_size}px, augment {config.augment}) on {where}; run folder {state.run_dir}")
     for note in finetune_notes:
