@@ -76,3 +76,22 @@ def test_a_bad_range_is_one_error_line(data: Path) -> None:
     result = CliRunner().invoke(app, ["lr-find", "-d", str(data), "-a", "resnet20", "--min-lr", "1", "--max-lr",
                                       "0.1"])
     assert "--min-lr (1.0) must be positive and below --max-lr (0.1)" in one_error_line(result, 2)
+
+
+def test_lr_find_takes_trains_data_model_optimizer_augmentation_and_speed_flags() -> None:
+    import typer
+
+    from resnetcli.commands.lr_find import _PANELS, lr_find_command
+    from resnetcli.commands.train import train_command
+
+    both = typer.Typer()
+    both.command("train")(train_command)
+    both.command("lr-find")(lr_find_command)
+    group = typer.main.get_command(both)
+    ctx = typer.Context(group)
+    train, lr_find_cmd = group.get_command(ctx, "train"), group.get_command(ctx, "lr-find")
+    shared = {opt for p in train.params if getattr(p, "rich_help_panel", None) in _PANELS for opt in p.opts}
+    taken = {opt for p in lr_find_cmd.params for opt in p.opts}
+    assert shared - taken == {"--val-split", "--scheduler", "--sched-option", "--epochs", "-e", "--lr",
+                              "--warmup-epochs", "--compile"}
+    assert {"--cutmix", "--opt-option", "--augment", "--batch-size", "--config", "--seed"} <= taken
