@@ -20,7 +20,7 @@ from resnetcli import __version__
 from resnetcli.errors import DataError, ResnetCliError
 
 #: set by the --verbose callback; read when an error reaches the CLI boundary
-_state = {"verbose": False}
+_state = {"verbose": False, "interrupted": False}
 
 
 def verbose() -> bool:
@@ -125,6 +125,7 @@ class _Group(TyperGroup):
             from resnetcli.signals import exit_code
 
             err.print(f"[red]interrupted{f' ({exc})' if str(exc) else ''}[/]")
+            _state["interrupted"] = True
             raise typer.Exit(exit_code(exc)) from None
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
@@ -217,6 +218,8 @@ def main() -> None:
         code = code or DataError.exit_code
     except KeyboardInterrupt:
         code = 130
+    if code == 130 and not _state["interrupted"]:  # typer turns Ctrl-C outside a command into a silent 130
+        sys.stderr.write("interrupted\n")
     sys.exit(code)
 
 

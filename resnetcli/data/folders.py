@@ -77,10 +77,10 @@ def escapes(link: str, root: str) -> str | None:
     target = os.path.realpath(link)
     real_root = os.path.realpath(root)
     if os.path.commonpath([target, real_root]) != real_root:
-        return f"a folder link to {target}, outside {root}; skipped"
+        return f"a folder link to {target}, outside {root} (not followed)"
     here = os.path.realpath(os.path.dirname(os.path.abspath(link)))
     if os.path.commonpath([target, here]) == target:
-        return f"a folder link to {target}, which holds it; skipped"
+        return f"a folder link to {target}, which holds it (not followed)"
     return None
 
 
