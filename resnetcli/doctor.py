@@ -322,17 +322,6 @@ def summary_lines(findings: dict[str, Any]) -> Iterable[str]:
                f"{shapes['small']}")
 
 
-def disk_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
-    """(w, h) from the file's header alone (no decode), for preprocess's size statistics."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            return img.size
-    except (OSError, UnidentifiedImageError, ValueError):
-        return None
-
-
 def check_written(
     fingerprints: Sequence[Fingerprint | None], origins: Sequence[tuple[str, int, str]], classes: Sequence[str],
     *, dedupe: bool = False, threshold: int = NEAR_THRESHOLD,
