@@ -33,8 +33,8 @@ from PIL import Image
 from resnetcli import __version__
 from resnetcli.console import warn
 from resnetcli.data import Source, SourceSpec, build_source, resolve_source
-from resnetcli.data.images import BadImage, adapt_channels, encode_jpeg, load_resized, resize_array, stored_header
-from resnetcli.doctor import check_written, fingerprint
+from resnetcli.data.images import BadImage, adapt_channels, encode_jpeg, load_resized, resize_array, stored_channels
+from resnetcli.doctor import check_written, disk_size, fingerprint
 from resnetcli.errors import DataError, UsageError
 from resnetcli.io import atomic_dir, write_csv, write_json, write_text
 from resnetcli.signals import TERMINATION_SIGNALS, interrupt_on_termination
@@ -90,10 +90,6 @@ def _init_worker(settings: dict[str, Any], in_pool: bool = True) -> None:
         # which must end them quietly
         for sig in TERMINATION_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
-        import cv2
-
-        # the pool already keeps every core busy: OpenCV's own threads would only compete with the other workers
-        cv2.setNumThreads(1)
     _STATE.clear()
     _STATE.update(settings)
     if settings.get("source_spec") is not None:
@@ -113,10 +109,10 @@ def _process(task: tuple) -> tuple:
     try:
         if path is not None:
             # --channels auto: each file keeps what it stores (gray or colour); the parent decides the dataset's
-            on_disk, stored = stored_header(path)
-            channels = stored if wanted == "auto" else wanted
+            channels = stored_channels(path) if wanted == "auto" else wanted
             arr = load_resized(path, size, center_crop=_STATE["center_crop"], channels=channels,
                                max_pixels=_STATE["max_pixels"])
+            on_disk = disk_size(path)
         else:
             arr, _ = _STATE["source"].split(split).load(index)
             on_disk = (arr.shape[1], arr.shape[0])
@@ -152,6 +148,17 @@ def _process(task: tuple) -> tuple:
 
 # ---------------------------------------------------------------------------------------------------------
 # the parent side
+
+
+def _gray_to_rgb(files: list[Path], quality: int) -> None:
+    """Rewrite gray JPEGs as RGB ones (the gray on all three channels), so every file of an RGB dataset is RGB.
+
+    Only the gray files of a folder that turned out to mix gray and colour (--channels auto); usually a few."""
+    import cv2
+
+    for file in files:
+        gray = cv2.imread(str(file), cv2.IMREAD_GRAYSCALE)
+        file.write_bytes(encode_jpeg(adapt_channels(gray[:, :, None], 3), quality))  # inside the temporary folder
 
 
 def _parse_channels(value: int | str) -> int | str:
@@ -313,6 +320,7 @@ def preprocess(
     sumsq = {c: np.zeros(c) for c in (1, 3)}
     count = 0
     written_channels: set[int] = set()
+    gray_slots: list[int] = []
 
     global _INHERITED
     try:
@@ -333,6 +341,7 @@ def preprocess(
                 fingerprints[slot] = fp
                 if image_channels is not None:
                     written_channels.add(image_channels)
+                    gray_slots += [slot] if image_channels == 1 else []
                 if stats is not None:
                     sums[image_channels] += stats[0]
                     sumsq[image_channels] += stats[1]
@@ -352,12 +361,13 @@ def preprocess(
                 raise DataError(
                     f"no readable training images in {input} ({len(skipped)} skipped); see the warnings above"
                 )
-            # a gray file among colour ones was written gray and is read as RGB, the gray repeated (its
-            # statistics too): the dataset has 3 channels unless every image written has one
+            # the dataset has 3 channels unless every image written has one; a gray file among colour ones
+            # (--channels auto) becomes RGB, the gray repeated, and so do its statistics
             out_channels = 1 if written_channels == {1} else 3
             if out_channels == 3:
                 sums[3] += sums[1].repeat(3)
                 sumsq[3] += sumsq[1].repeat(3)
+                _gray_to_rgb([tmp / results[slot][0] for slot in gray_slots if slot not in dropped], quality)
             report = _finish(tmp, source, rows, skipped, sums[out_channels], sumsq[out_channels], count, size,
                              center_crop, out_channels, {
                 "input": str(input), "output": str(output), "dataset": name, "val_split": val_split,
@@ -387,8 +397,6 @@ def _run(tasks: list[tuple], settings: dict[str, Any], workers: int, progress: b
         # Small chunks keep all workers busy to the end; large enough to make the IPC cost vanish.
         chunksize = max(1, min(32, len(tasks) // (workers * 8)))
         context = multiprocessing.get_context()
-        import cv2  # noqa: F401  (imported once here, for forked workers to inherit, not once per worker)
-
         with context.Pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
             for result in pool.imap_unordered(_process, tasks, chunksize=chunksize):
                 yield result

@@ -83,6 +83,7 @@ def test_channels_option_on_a_folder_mixing_gray_and_colour(tmp_path: Path, chan
     _invoke("preprocess", "-i", str(root), "-o", str(data), "--size", "12", "--workers", "1", "--channels", channels)
     report = json.loads((data / "report.json").read_text())
     assert report["channels"] == expected
+    assert {Image.open(p).mode for p in data.glob("*/*.jpg")} == {"L" if expected == 1 else "RGB"}
     stats = json.loads((data / "rgb_val.json").read_text())
     assert len(stats["mean"]) == expected
     source = open_source(str(data))
