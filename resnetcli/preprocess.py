@@ -33,8 +33,8 @@ from PIL import Image
 from resnetcli import __version__
 from resnetcli.console import warn
 from resnetcli.data import Source, SourceSpec, build_source, resolve_source
-from resnetcli.data.images import BadImage, adapt_channels, encode_jpeg, load_resized, resize_array, stored_channels
-from resnetcli.doctor import check_written, disk_size, fingerprint
+from resnetcli.data.images import BadImage, adapt_channels, encode_jpeg, load_resized, resize_array, stored_header
+from resnetcli.doctor import check_written, fingerprint
 from resnetcli.errors import DataError, UsageError
 from resnetcli.io import atomic_dir, write_csv, write_json, write_text
 from resnetcli.signals import TERMINATION_SIGNALS, interrupt_on_termination
@@ -90,6 +90,10 @@ def _init_worker(settings: dict[str, Any], in_pool: bool = True) -> None:
         # which must end them quietly
         for sig in TERMINATION_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
+        import cv2
+
+        # the pool already keeps every core busy: OpenCV's own threads would only compete with the other workers
+        cv2.setNumThreads(1)
     _STATE.clear()
     _STATE.update(settings)
     if settings.get("source_spec") is not None:
@@ -109,10 +113,10 @@ def _process(task: tuple) -> tuple:
     try:
         if path is not None:
             # --channels auto: each file keeps what it stores (gray or colour); the parent decides the dataset's
-            channels = stored_channels(path) if wanted == "auto" else wanted
+            on_disk, stored = stored_header(path)
+            channels = stored if wanted == "auto" else wanted
             arr = load_resized(path, size, center_crop=_STATE["center_crop"], channels=channels,
                                max_pixels=_STATE["max_pixels"])
-            on_disk = disk_size(path)
         else:
             arr, _ = _STATE["source"].split(split).load(index)
             on_disk = (arr.shape[1], arr.shape[0])
@@ -397,6 +401,8 @@ def _run(tasks: list[tuple], settings: dict[str, Any], workers: int, progress: b
         # Small chunks keep all workers busy to the end; large enough to make the IPC cost vanish.
         chunksize = max(1, min(32, len(tasks) // (workers * 8)))
         context = multiprocessing.get_context()
+        import cv2  # noqa: F401  (imported once here, for forked workers to inherit, not once per worker)
+
         with context.Pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
             for result in pool.imap_unordered(_process, tasks, chunksize=chunksize):
                 yield result
