@@ -38,6 +38,10 @@ BAD_NUMBERS: dict[str, list[str]] = {
     "workers": ["-1", "65", "nan", "1e30"],
     "unfreeze_at": ["0", "-1", "nan", "1e30"],
     "backbone_lr_mult": ["0", "-1", "nan", "inf", "1e30"],
+    "early_stop": ["0", "-1", "nan", "1e30"],
+    "early_stop_min_delta": ["-1", "nan", "inf", "1e30"],
+    "ema": ["0", "1", "-1", "nan", "inf"],
+    "accumulate": ["0", "-1", "nan", "1e30"],
 }
 CASES = [(key, value) for key, values in BAD_NUMBERS.items() for value in values]
 

@@ -22,6 +22,7 @@ _OPT = "Optimization"
 _AUG = "Augmentation"
 _RUN = "Run folder and checkpoints"
 _SPEED = "Speed and scale"
+_PRACTICE = "Early stopping, EMA, accumulation, class imbalance"
 _FINETUNE = "Fine-tuning"
 
 
@@ -103,6 +104,16 @@ def train_command(
     image_size: Annotated[int | None, _flag("image_size", "--image-size", panel=_AUG)] = None,
     mixup: Annotated[float | None, _flag("mixup", "--mixup", panel=_AUG, metavar="ALPHA")] = None,
     cutmix: Annotated[float | None, _flag("cutmix", "--cutmix", panel=_AUG, metavar="ALPHA")] = None,
+    early_stop: Annotated[int | None, _flag("early_stop", "--early-stop", panel=_PRACTICE, metavar="PATIENCE")] = None,
+    early_stop_metric: Annotated[str | None, _flag("early_stop_metric", "--early-stop-metric", panel=_PRACTICE)] = None,
+    early_stop_min_delta: Annotated[float | None, _flag(
+        "early_stop_min_delta", "--early-stop-min-delta", panel=_PRACTICE)] = None,
+    ema: Annotated[float | None, _flag("ema", "--ema", panel=_PRACTICE, metavar="DECAY")] = None,
+    accumulate: Annotated[int | None, _flag("accumulate", "--accumulate", panel=_PRACTICE, metavar="N")] = None,
+    class_weights: Annotated[str | None, _flag(
+        "class_weights", "--class-weights", panel=_PRACTICE, metavar="auto|effective|FILE")] = None,
+    balanced_sampler: Annotated[bool | None, _flag(
+        "balanced_sampler", "--balanced-sampler/--no-balanced-sampler", panel=_PRACTICE)] = None,
     config: Annotated[str | None, typer.Option(
         "--config", help="YAML config file, or a shipped recipe name (see resnetcli/configs). "
         "Flags given here override it.", rich_help_panel=_RUN)] = None,
@@ -168,6 +179,8 @@ def _summary(result: Any) -> None:
                       + (f", val acc {result.last['val_acc']:.2f}%" if result.last.get("val_acc") is not None else ""))
     minutes, seconds = divmod(result.seconds, 60)
     table.add_row("time", f"{int(minutes)}m {seconds:.1f}s ({result.epochs_run} epochs this run)")
+    if result.stop_reason:
+        table.add_row("stopped", result.stop_reason)
     table.add_row("run folder", escape(str(result.run_dir)))
     for key in ("best", "last"):
         if key in result.checkpoints:

@@ -125,6 +125,37 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _finite(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state_dict with weights, all finite (a diverged run's NaNs never replace a good checkpoint)."""
+    if not weights:
+        raise ValueError("holds no weights")
+    for name, tensor in weights.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"weight {name} holds NaN or infinite values (the training diverged)")
+    return weights
+
+
+class EmaState(BaseModel):
+    """engine/ema.py (--ema): `model` then holds the average; these are the raw training weights."""
+
+    model_config = _STRICT
+    decay: Annotated[float, Field(gt=0, lt=1)]
+    n_averaged: Count  # optimizer steps averaged so far
+    weights: dict[str, torch.Tensor]
+
+    _finite_weights = field_validator("weights")(_finite)
+
+
+class EarlyStopState(BaseModel):
+    """engine/early_stop.py (--early-stop): the best value of the watched metric and the epochs since."""
+
+    model_config = _STRICT
+    metric: Literal["val_acc", "val_loss"]
+    best: FiniteFloat | None = None
+    best_epoch: Count | None = None
+    bad_epochs: Count = 0
+
+
 class Checkpoint(BaseModel):
     """Every field of a resnetcli checkpoint (FORMAT, VERSION), with its type and range."""
 
@@ -146,16 +177,10 @@ class Checkpoint(BaseModel):
     data: DataInfo | None = None
     config: ConfigView | None = None
     metrics: dict[str, Any] | None = None  # the last epoch's metrics row
+    ema: EmaState | None = None  # --ema: `model` holds the averaged weights, ema.weights the raw ones
+    early_stop: EarlyStopState | None = None  # --early-stop's counters
 
-    @field_validator("model")
-    @classmethod
-    def _finite_weights(cls, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        if not weights:
-            raise ValueError("holds no weights")
-        for name, tensor in weights.items():
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-                raise ValueError(f"weight {name} holds NaN or infinite values (the training diverged)")
-        return weights
+    _finite_weights = field_validator("model")(_finite)
 
     @field_validator("optimizer")
     @classmethod
@@ -189,6 +214,11 @@ class Checkpoint(BaseModel):
             raise FieldProblem("data.channels", f"is {self.data.channels} but arch.in_channels is {channels}")
         if self.best_epoch is not None and self.best_epoch > self.epoch:
             raise FieldProblem("best_epoch", f"{self.best_epoch} is after the last epoch, {self.epoch}")
+        if self.early_stop is not None and (self.early_stop.best_epoch or 0) > self.epoch:
+            raise FieldProblem("early_stop.best_epoch",
+                               f"{self.early_stop.best_epoch} is after the last epoch, {self.epoch}")
+        if self.ema is not None and self.ema.weights.keys() != self.model.keys():
+            raise FieldProblem("ema.weights", "does not hold the same tensors as model")
         return self
 
 

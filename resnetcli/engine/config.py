@@ -104,6 +104,26 @@ class TrainConfig:
         "(p=0.5)."))] = 0.0
     label_smoothing: Annotated[float, Field(ge=0, lt=1, description=(
         "Label smoothing epsilon, e.g. 0.1; 0 is off."))] = 0.0
+    # training practices (engine/early_stop.py, engine/ema.py, engine/imbalance.py; accumulation in loop.py)
+    early_stop: Annotated[int | None, Field(ge=1, le=_LOTS, description=(
+        "Stop after this many epochs without improvement of --early-stop-metric (best.pt is kept). "
+        "Default: off."))] = None
+    early_stop_metric: Annotated[Literal["val_acc", "val_loss"], Field(
+        description="What --early-stop watches: val_acc (higher is better) or val_loss (lower).")] = "val_acc"
+    early_stop_min_delta: Annotated[float, Field(ge=0, le=_LOTS, description=(
+        "Smallest change of the metric that counts as an improvement (accuracy in percent points)."))] = 0.0
+    ema: Annotated[float | None, Field(gt=0, lt=1, description=(
+        "Keep an exponential moving average of the weights with this decay (e.g. 0.999), updated every "
+        "optimizer step; validation, best.pt, test, export and predict use it. Default: off."))] = None
+    accumulate: Annotated[int, Field(ge=1, le=4096, description=(
+        "Accumulate the gradients of N batches per optimizer step (effective batch N x --batch-size); the "
+        "schedule counts optimizer steps."))] = 1
+    class_weights: Annotated[str | None, Field(description=(
+        "Weigh the loss per class: auto (inverse frequency), effective[:BETA] (effective number of samples, "
+        "beta 0.999), or a YAML/JSON/CSV file of class: weight. Default: off."))] = None
+    balanced_sampler: Annotated[bool, Field(description=(
+        "Draw every class equally often in each epoch (minority images repeat, majority ones are "
+        "subsampled)."))] = False
     # bookkeeping
     output: Annotated[str | None, Field(description="Run folder. Default: runs/<name>.")] = None
     runs_dir: Annotated[str, Field(description="Folder that holds the runs.")] = "runs"

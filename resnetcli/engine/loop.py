@@ -39,6 +39,9 @@ class Stepper:
     channels_last: bool = False
     grad_clip: float | None = None
     log_every: int = 20
+    accumulate: int = 1  # batches per optimizer step (--accumulate)
+    class_weights: torch.Tensor | None = None  # per-class loss weights (--class-weights), on `device`
+    ema: Any = None  # engine/ema.py's WeightAverage (--ema): updated after every optimizer step, validated
     _memory_format: torch.memory_format = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -104,11 +107,30 @@ def mix_batch(
 
 
 def mixup_loss(
-    logits: torch.Tensor, targets_a: torch.Tensor, targets_b: torch.Tensor, lam: float, smoothing: float
+    logits: torch.Tensor, targets_a: torch.Tensor, targets_b: torch.Tensor, lam: float, smoothing: float,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    return lam * F.cross_entropy(logits, targets_a, label_smoothing=smoothing) + (1.0 - lam) * F.cross_entropy(
-        logits, targets_b, label_smoothing=smoothing
-    )
+    return lam * F.cross_entropy(logits, targets_a, weight=weight, label_smoothing=smoothing) + (
+        1.0 - lam) * F.cross_entropy(logits, targets_b, weight=weight, label_smoothing=smoothing)
+
+
+def optimizer_step(stepper: Stepper) -> None:
+    """Clip, step (through the GradScaler for fp16), then advance the schedule and the weight average."""
+    model, optimizer = stepper.model, stepper.optimizer
+    if stepper.scaler is not None:
+        if stepper.grad_clip:
+            stepper.scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), stepper.grad_clip)
+        stepper.scaler.step(optimizer)
+        stepper.scaler.update()
+    else:
+        if stepper.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), stepper.grad_clip)
+        optimizer.step()
+    if stepper.schedule is not None:
+        stepper.schedule.step_batch()
+    if stepper.ema is not None:
+        stepper.ema.update()
 
 
 def train_epoch(
@@ -120,11 +142,14 @@ def train_epoch(
     rng_seed: int = 0,
     on_progress: Callable[[int, float, float], None] | None = None,
 ) -> dict[str, float]:
-    """One pass over `batches`: train_loss, train_acc (percent), steps and images, summed over all ranks.
+    """One pass over `batches`: train_loss, train_acc (percent), steps (optimizer steps), batches and images,
+    summed over all ranks.
 
-    `on_progress(steps, mean loss, accuracy)` is called every `log_every` steps and after the last one.
+    `on_progress(batches, mean loss, accuracy)` is called every `log_every` batches and after the last one.
+    With `stepper.accumulate` N > 1 the gradients of N batches (each loss divided by the window's size) make
+    one optimizer step, and the epoch's last, shorter window makes one too (steps = ceil(batches / N)).
     """
-    model, optimizer, schedule = stepper.model, stepper.optimizer, stepper.schedule
+    model, optimizer = stepper.model, stepper.optimizer
     model.train()
     rng = np.random.default_rng(rng_seed)
     gen = torch.Generator().manual_seed(rng_seed)
@@ -132,6 +157,9 @@ def train_epoch(
     correct_sum = torch.zeros((), device=stepper.device, dtype=torch.float64)
     seen = 0
     steps = 0
+    updates = 0  # optimizer steps
+    pending = False  # gradients accumulated but not yet stepped (batches of unknown count)
+    accumulate = stepper.accumulate
     mixing = stepper.mixup > 0 or stepper.cutmix > 0
     total = len(batches) if isinstance(batches, Sized) else None
     if max_steps is not None and total is not None:
@@ -145,25 +173,27 @@ def train_epoch(
             if mixing:
                 images, targets_a, targets_b, lam = mix_batch(stepper, images, targets, rng, gen)
                 logits = model(images)
-                loss = mixup_loss(logits, targets_a, targets_b, lam, stepper.label_smoothing)
+                loss = mixup_loss(logits, targets_a, targets_b, lam, stepper.label_smoothing, stepper.class_weights)
             else:
                 logits = model(images)
-                loss = F.cross_entropy(logits, targets, label_smoothing=stepper.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        if stepper.scaler is not None:
-            stepper.scaler.scale(loss).backward()
-            if stepper.grad_clip:
-                stepper.scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), stepper.grad_clip)
-            stepper.scaler.step(optimizer)
-            stepper.scaler.update()
-        else:
-            loss.backward()
-            if stepper.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), stepper.grad_clip)
-            optimizer.step()
-        if schedule is not None:
-            schedule.step_batch()
+                loss = F.cross_entropy(logits, targets, weight=stepper.class_weights,
+                                       label_smoothing=stepper.label_smoothing)
+        if steps % accumulate == 0:
+            optimizer.zero_grad(set_to_none=True)
+        if accumulate == 1:
+            window, closes = 1, True
+        else:  # the epoch's last window may be shorter: its batches are averaged over its own size
+            start = steps - steps % accumulate
+            window = accumulate if total is None else min(accumulate, total - start)
+            closes = steps + 1 == start + window
+        scaled = loss if window == 1 else loss / window
+        no_sync = getattr(model, "no_sync", None)  # DDP: all-reduce only the window's last backward
+        with contextlib.nullcontext() if closes or no_sync is None else no_sync():
+            (stepper.scaler.scale(scaled) if stepper.scaler is not None else scaled).backward()
+        pending = not closes
+        if closes:
+            optimizer_step(stepper)
+            updates += 1
         with torch.no_grad():
             loss_sum += loss.detach() * batch
             hits = logits.argmax(dim=1)
@@ -180,16 +210,19 @@ def train_epoch(
                 raise NonFiniteLoss(epoch, steps, mean_loss)
             if on_progress is not None:
                 on_progress(steps, mean_loss, 100.0 * correct_sum.item() / seen)
+    if pending:
+        optimizer_step(stepper)
+        updates += 1
     sums = all_reduce_sum(torch.stack([loss_sum, correct_sum, torch.tensor(float(seen), device=stepper.device,
                                                                              dtype=torch.float64)]))
     loss_total, correct_total, count = (float(v) for v in sums.tolist())
     if count == 0:
-        return {"train_loss": float("nan"), "train_acc": float("nan"), "steps": 0, "images": 0}
+        return {"train_loss": float("nan"), "train_acc": float("nan"), "steps": 0, "batches": 0, "images": 0}
     mean_loss = loss_total / count
     if not math.isfinite(mean_loss):
         raise NonFiniteLoss(epoch, steps, mean_loss)
-    return {"train_loss": mean_loss, "train_acc": 100.0 * correct_total / count, "steps": steps,
-            "images": int(count)}
+    return {"train_loss": mean_loss, "train_acc": 100.0 * correct_total / count, "steps": updates,
+            "batches": steps, "images": int(count)}
 
 
 class NonFiniteLoss(TrainingError):
@@ -212,10 +245,11 @@ def evaluate(stepper: Stepper, batches: Iterable[tuple[torch.Tensor, torch.Tenso
     from resnetcli.inference.metrics import Tally
     from resnetcli.inference.run import forward_log_probs
 
-    stepper.model.eval()
+    model = stepper.model if stepper.ema is None else stepper.ema.module  # with --ema, the average is validated
+    model.eval()
     tally = Tally(stepper.device)
     for images, targets in batches:
         images, targets = stepper.to_device(images, targets)
-        tally.update(forward_log_probs(stepper.model, images, autocast=stepper.autocast), targets)
+        tally.update(forward_log_probs(model, images, autocast=stepper.autocast), targets)
     result = tally.reduce(all_reduce_sum).result()
     return {"val_loss": result["loss"], "val_acc": result["top1"], "val_top5": result["topk"], "val_k": result["k"]}

@@ -42,6 +42,10 @@ class TrainState:
     best_epoch: int | None = None
     resumed_from: Path | None = None
     last_row: dict[str, Any] = field(default_factory=dict)
+    #: pieces with their own checkpointed state (EMA, early stopping): save() -> checkpoint entries (which
+    #: may replace the defaults, e.g. EMA's `model`), load(checkpoint) on resume
+    parts: list[Any] = field(default_factory=list)
+    stop_reason: str | None = None  # set by a callback (early stopping) to end training after this epoch
 
     @property
     def run_dir(self) -> Path:
@@ -72,4 +76,4 @@ class TrainState:
             "data": self.data_info,
             "config": config.to_dict(),
             "metrics": self.last_row or None,
-        }
+        } | {key: value for part in self.parts for key, value in part.save().items()}

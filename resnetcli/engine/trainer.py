@@ -43,8 +43,10 @@ from resnetcli.engine.data import (
 )
 from resnetcli.engine.device import choose_precision
 from resnetcli.engine.freeze import FreezePlan, parse_stages
+from resnetcli.engine.imbalance import BalancedSampler
 from resnetcli.engine.loop import NonFiniteLoss, Stepper, amp_settings, evaluate, train_epoch
 from resnetcli.engine.memory import memory_loaders
+from resnetcli.engine.practices import build_practices
 from resnetcli.engine.resume import Prepared, check_same_network, prepare_config, restore
 from resnetcli.engine.rng import derive_seed, seed_everything, set_rng_state
 from resnetcli.engine.saver import CheckpointSaver
@@ -69,6 +71,7 @@ class TrainResult:
     last: dict[str, Any]
     seconds: float
     checkpoints: dict[str, Path]
+    stop_reason: str | None = None  # why training ended before --epochs (early stopping)
 
 
 @interrupt_on_termination()  # SIGTERM/SIGHUP end a run as Ctrl-C does: exit 143/129, last.pt resumable
@@ -98,7 +101,8 @@ def train(prepared: Prepared) -> TrainResult:
         D.shutdown()
     return TrainResult(run_dir=state.run_dir if dist.main else None, epochs_run=state.epoch - state.start_epoch,
                        best_epoch=state.best_epoch, best_metric=state.best_metric, last=state.last_row,
-                       seconds=time.perf_counter() - started, checkpoints=saver.saved)
+                       seconds=time.perf_counter() - started, checkpoints=saver.saved,
+                       stop_reason=state.stop_reason)
 
 
 # ------------------------------------------------------------------------------------------ the loop
@@ -110,6 +114,8 @@ def fit(state: TrainState, stepper: Stepper, loaders: dict[str, Any], callbacks:
     callbacks.on_train_start(state)
     try:
         for epoch in range(state.epoch + 1, config.epochs + 1):
+            if state.stop_reason:  # a callback ended the run (engine/early_stop.py)
+                break
             seed_everything(derive_seed(config.seed, epoch, rank))  # epoch e draws alike, resumed or not
             loaders["sampler"].set_epoch(epoch)
             callbacks.on_epoch_start(state, epoch)
@@ -191,7 +197,7 @@ def build_run(prepared: Prepared, dist: D.DistInfo, device: torch.device,
         model.to(memory_format=torch.channels_last)
     amp_dtype, scaler = amp
     optimizer = build_optimizer(config, model)
-    schedule = build_schedule(config, optimizer, steps_per_epoch)
+    schedule = build_schedule(config, optimizer, math.ceil(steps_per_epoch / config.accumulate))  # optimizer steps
     layout = RunLayout(D.broadcast_object(run_folder(config, prepared) if dist.main else None))
     logger = setup_logging(layout.log if dist.main else None, config.log_level)
     if not dist.main:
@@ -204,6 +210,7 @@ def build_run(prepared: Prepared, dist: D.DistInfo, device: torch.device,
                    "channels": data.source.channels, "augment": config.augment, "train_size": len(data.train),
                    "val_split": data.val_name},
     )
+    practices = build_practices(state, data.train.labels, device)  # --ema, --early-stop, --class-weights
     if prepared.resume_state is not None:
         resume_into(state, prepared)
     else:
@@ -213,9 +220,10 @@ def build_run(prepared: Prepared, dist: D.DistInfo, device: torch.device,
                       label_smoothing=config.label_smoothing, mixup=config.mixup, cutmix=config.cutmix,
                       amp_dtype=amp_dtype,
                       scaler=scaler, channels_last=config.channels_last, grad_clip=config.grad_clip,
-                      log_every=config.log_every)
+                      log_every=config.log_every, accumulate=config.accumulate,
+                      class_weights=practices.class_weights, ema=practices.ema)
     saver = CheckpointSaver(layout, every=config.checkpoint_every)
-    callbacks: list[Callback] = [ProgressBar(enabled=dist.main), EpochLine()]
+    callbacks: list[Callback] = [ProgressBar(enabled=dist.main), EpochLine(), *practices.callbacks]
     if dist.main:
         from resnetcli.io import write_text
 
@@ -229,6 +237,8 @@ def build_run(prepared: Prepared, dist: D.DistInfo, device: torch.device,
             callbacks.append(Plot(layout.plot, loggers[0]))
         callbacks.append(saver)  # last: last.pt is the commit point (engine/saver.py)
     announce(state, prepared, data, device, finetune_notes)
+    for note in practices.notes:
+        logger.info(note)
     return state, stepper, loaders, Callbacks(callbacks), saver
 
 
@@ -303,7 +313,10 @@ def build_loaders(config: TrainConfig, data: TrainingData, dist: D.DistInfo, dev
         return build_pipeline(config.augment, train=train, image_size=config.image_size, mean=norm["mean"],
                               std=norm["std"], options=config.aug_options)
 
-    sampler = EpochSampler(len(data.train), rank=dist.rank, world=dist.world, seed=config.seed)
+    if config.balanced_sampler:
+        sampler: Any = BalancedSampler(data.train.labels, rank=dist.rank, world=dist.world, seed=config.seed)
+    else:
+        sampler = EpochSampler(len(data.train), rank=dist.rank, world=dist.world, seed=config.seed)
     val_sampler = ShardSampler(len(data.val), rank=dist.rank, world=dist.world) if data.val is not None else None
     in_memory, path = memory_loaders(config, data, sampler, val_sampler, norm)
     if in_memory is not None:
@@ -354,6 +367,8 @@ def resume_into(state: TrainState, prepared: Prepared) -> None:
     state.global_step = int(ckpt.get("global_step", 0))
     state.resumed_from = prepared.resume_path
     state.last_row = dict(ckpt.get("metrics") or {})
+    for part in state.parts:  # EMA, early stopping
+        part.load(ckpt)
     if ckpt.get("rng"):
         set_rng_state(ckpt["rng"])
 
