@@ -100,9 +100,9 @@ class _Group(TyperGroup):
         return self.commands.summary(cmd_name)
 
     def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
-        # the command that runs: (suggestions for a mistyped name come from get_command's stand-ins)
-        name, _, rest = super().resolve_command(ctx, args)
-        return name, (self.commands[name] if name is not None else None), rest
+        if args and args[0] in self.commands:  # the command that runs, the only one imported
+            return args[0], self.commands[args[0]], args[1:]
+        return super().resolve_command(ctx, args)  # the error for a mistyped name, with typer's suggestions
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:

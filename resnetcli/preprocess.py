@@ -403,6 +403,8 @@ def _run(tasks: list[tuple], settings: dict[str, Any], workers: int, progress: b
         context = multiprocessing.get_context()
         import cv2  # noqa: F401  (imported once here, for forked workers to inherit, not once per worker)
 
+        Image.preinit()  # Pillow's JPEG, PNG... readers, likewise
+
         with context.Pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
             for result in pool.imap_unordered(_process, tasks, chunksize=chunksize):
                 yield result
