@@ -5,8 +5,8 @@ Same model (resnet20, 10 classes), same 32x32 batches already in memory, same ba
   plain fp32            forward, loss, zero_grad, backward, step, written by hand
   plain channels_last   the same in NHWC memory format
   plain fastest         channels_last + bf16 autocast, by hand
-  engine default        the step `resnetcli train` builds (engine.trainer.build_run) from TrainConfig's defaults
-  engine default_precision   the same with what engine.device.default_precision picks for this CPU
+  engine default        the step `resnetcli train` builds (engine.trainer.build_run) from TrainConfig's defaults,
+                        whose precision "auto" is what engine.device.default_precision picks for this CPU
   engine fastest        the engine with --channels-last --amp --amp-dtype bf16
 Variants run interleaved and repeated, so a noisy shared machine hurts every one alike; the best and the
 median of the repeats are printed, relative to plain fp32.
@@ -21,8 +21,8 @@ native bf16) at load average 8-11, `--threads 1 --clock cpu --steps 2 --repeats 
     plain fp32                   138.1 / 132.8   1.00x / 1.00x
     plain channels_last          172.7 / 159.3   1.25x / 1.20x
     plain fastest (cl + bf16)     14.7 /  14.2   0.11x / 0.11x   (emulated bf16: 9x slower here)
-    engine default               129.3 / 127.5   0.94x / 0.96x
-    engine default_precision     157.1 / 149.5   1.14x / 1.13x   (fp32 + channels_last on this CPU)
+    engine, fp32                 129.3 / 127.5   0.94x / 0.96x   (the default before precision "auto")
+    engine default               157.1 / 149.5   1.14x / 1.13x   (auto: fp32 + channels_last on this CPU)
     engine fastest (cl + bf16)    16.1 /  15.4   0.12x / 0.12x
 """
 
@@ -42,8 +42,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from resnetcli.engine.build import build_optimizer, build_schedule
-from resnetcli.engine.config import TrainConfig
-from resnetcli.engine.device import default_precision
+from resnetcli.engine.config import TrainConfig, replace
+from resnetcli.engine.device import choose_precision, default_precision
 from resnetcli.engine.loop import Stepper, amp_settings, train_epoch
 from resnetcli.registry import get
 
@@ -85,6 +85,8 @@ def engine_loop(model: torch.nn.Module, batches: list[tuple[torch.Tensor, torch.
     device = torch.device("cpu")
     config = TrainConfig(arch="resnet20", optimizer="sgd", lr=0.1, weight_decay=1e-4, scheduler="cosine",
                          epochs=10, **options)
+    # "auto" settings decided as engine.trainer.train decides them
+    config = replace(config, **choose_precision(config.amp, config.amp_dtype, config.channels_last, device).settings())
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -135,8 +137,6 @@ def main() -> None:
         "plain channels_last": plain_loop(copy.deepcopy(base), batches, channels_last=True),
         "plain fastest (cl + bf16)": plain_loop(copy.deepcopy(base), batches, channels_last=True, bf16=True),
         "engine default": engine_loop(copy.deepcopy(base), batches),
-        "engine default_precision": engine_loop(copy.deepcopy(base), batches, channels_last=chosen.channels_last,
-                                                amp=chosen.amp_dtype is not None, amp_dtype="bf16"),
         "engine fastest (cl + bf16)": engine_loop(copy.deepcopy(base), batches, **fastest),
     }
     if args.compile:
