@@ -53,6 +53,11 @@ class Summary:
         return asdict(self)
 
 
+#: far above any dataset's class count (ImageNet-21k: 21,841) and any image's channels
+MAX_CLASSES = 1_000_000
+MAX_IN_CHANNELS = 64
+
+
 def summarize_arch(
     arch: str,
     *,
@@ -71,10 +76,11 @@ def summarize_arch(
 
     entry = registry("architectures").entry(arch)
     options = dict(options or {})
-    if num_classes is not None and num_classes < 1:
-        raise UsageError(f"--num-classes must be at least 1, got {num_classes}")
-    if in_channels < 1:
-        raise UsageError(f"--in-channels must be at least 1, got {in_channels}")
+    # bounded: a head of 10^16 classes overflows even the meta device's size arithmetic
+    if num_classes is not None and not 1 <= num_classes <= MAX_CLASSES:
+        raise UsageError(f"--num-classes must be 1..{MAX_CLASSES}, got {num_classes}")
+    if not 1 <= in_channels <= MAX_IN_CHANNELS:
+        raise UsageError(f"--in-channels must be 1..{MAX_IN_CHANNELS}, got {in_channels}")
 
     def make(n: int, device: str) -> nn.Module:
         with torch.device(device):
@@ -117,8 +123,10 @@ def summarize_model(
     num_classes: int | None = None,
 ) -> Summary:
     """Run `model` once on a 1 x in_channels x input_size x input_size tensor and describe every layer."""
-    if input_size < 1:
-        raise UsageError(f"--input-size must be at least 1, got {input_size}")
+    from resnetcli.engine.checkpoint import MAX_IMAGE_SIZE
+
+    if not 1 <= input_size <= MAX_IMAGE_SIZE:  # the largest input a run may train at (--image-size)
+        raise UsageError(f"--input-size must be 1..{MAX_IMAGE_SIZE}, got {input_size}")
     if depth < 1:
         raise UsageError(f"--depth must be at least 1, got {depth}")
     levels = _display_levels(model)
