@@ -129,6 +129,9 @@ def test_resume_is_exact_with_freezing_unfreeze_at_and_backbone_lr(images: Path,
 
     with pytest.raises(CheckpointError, match="unfreeze_at 3 -> 2"):
         run_engine(images, tmp_path / "split", resume="auto", **{**flags, "unfreeze_at": 2, "epochs": 4})
+    # the weights come from the checkpoint: other --pretrained weights would silently mean nothing
+    with pytest.raises(CheckpointError, match="pretrained .* -> 'IMAGENET1K_V1'"):
+        run_engine(images, tmp_path / "split", resume="auto", **{**flags, "pretrained": "IMAGENET1K_V1", "epochs": 4})
 
 
 def test_a_mismatched_file_is_one_line_before_training(images: Path, weights: tuple[Path, dict],
