@@ -122,6 +122,10 @@ def train_command(
     resume: Annotated[str | None, _flag("resume", "--resume", panel=_RUN)] = None,
     overwrite: Annotated[bool | None, _flag("overwrite", "--overwrite", panel=_RUN)] = None,
     checkpoint_every: Annotated[int | None, _flag("checkpoint_every", "--checkpoint-every", panel=_RUN)] = None,
+    checkpoint_every_steps: Annotated[int | None, _flag(
+        "checkpoint_every_steps", "--checkpoint-every-steps", panel=_RUN, metavar="N")] = None,
+    checkpoint_every_minutes: Annotated[float | None, _flag(
+        "checkpoint_every_minutes", "--checkpoint-every-minutes", panel=_RUN, metavar="M")] = None,
     log_level: Annotated[str | None, _flag("log_level", "--log-level", panel=_RUN)] = None,
     logger: Annotated[str | None, _flag("loggers", "--logger", panel=_RUN, metavar="NAME,...")] = None,
     print_config: Annotated[bool, typer.Option(

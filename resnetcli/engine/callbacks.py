@@ -5,6 +5,7 @@ A callback overrides the events it cares about. The loop calls, in list order:
     on_train_start(state)            after everything is built and restored, before the first step
     on_epoch_start(state, epoch)
     on_progress(state, steps, loss, acc)   every log_every training steps and after an epoch's last one
+    on_step(state, step, snapshot)   after every batch that closes an optimizer step (mid-epoch checkpoints)
     on_epoch_end(state, row)         the epoch's metrics row; state.epoch == row["epoch"]
     on_train_end(state)              always, also when training stopped on an error or Ctrl-C
 """
@@ -18,6 +19,7 @@ from resnetcli.engine.bookkeeping import Board, MetricsLog, write_plot
 from resnetcli.runs import RunLayout
 
 if TYPE_CHECKING:
+    from resnetcli.engine.partial import Snapshot
     from resnetcli.engine.state import TrainState
 
 
@@ -32,6 +34,10 @@ class Callback:
 
     def on_progress(self, state: TrainState, steps: int, loss: float, acc: float) -> None:
         pass
+
+    def on_step(self, state: TrainState, step: int, snapshot: Snapshot) -> None:
+        """After batch `step` of the epoch whenever no gradients wait to be applied; snapshot() is the epoch's
+        progress so far (engine/partial.py), to be called only when wanted (it waits for the device)."""
 
     def on_epoch_end(self, state: TrainState, row: dict[str, Any]) -> None:
         pass
@@ -57,6 +63,10 @@ class Callbacks(Callback):
     def on_progress(self, state: TrainState, steps: int, loss: float, acc: float) -> None:
         for cb in self.callbacks:
             cb.on_progress(state, steps, loss, acc)
+
+    def on_step(self, state: TrainState, step: int, snapshot: Snapshot) -> None:
+        for cb in self.callbacks:
+            cb.on_step(state, step, snapshot)
 
     def on_epoch_end(self, state: TrainState, row: dict[str, Any]) -> None:
         for cb in self.callbacks:

@@ -156,6 +156,22 @@ class EarlyStopState(BaseModel):
     bad_epochs: Count = 0
 
 
+class PartialEpoch(BaseModel):
+    """engine/partial.py (--checkpoint-every-steps): how far the epoch after `epoch` got when last.pt was written
+    inside it, and what resuming it exactly needs."""
+
+    model_config = _STRICT
+    epoch: Annotated[int, Field(ge=1)]
+    step: Annotated[int, Field(ge=1)]  # batches done in it
+    updates: Count  # optimizer steps taken in it
+    loss_sum: FiniteFloat
+    correct_sum: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    seen: Annotated[int, Field(ge=1)]
+    lr_start: FiniteFloat
+    mix_numpy: dict[str, Any]
+    mix_torch: torch.Tensor
+
+
 class Checkpoint(BaseModel):
     """Every field of a resnetcli checkpoint (FORMAT, VERSION), with its type and range."""
 
@@ -177,6 +193,7 @@ class Checkpoint(BaseModel):
     data: DataInfo | None = None
     config: ConfigView | None = None
     metrics: dict[str, Any] | None = None  # the last epoch's metrics row
+    partial_epoch: PartialEpoch | None = None  # written inside epoch `epoch` + 1 (--checkpoint-every-steps)
     ema: EmaState | None = None  # --ema: `model` holds the averaged weights, ema.weights the raw ones
     early_stop: EarlyStopState | None = None  # --early-stop's counters
 
@@ -212,6 +229,8 @@ class Checkpoint(BaseModel):
                                        f"has {len(values)} values for {channels} input channel(s)")
         if self.data is not None and self.data.channels not in (None, channels):
             raise FieldProblem("data.channels", f"is {self.data.channels} but arch.in_channels is {channels}")
+        if self.partial_epoch is not None and self.partial_epoch.epoch != self.epoch + 1:
+            raise FieldProblem("partial_epoch.epoch", f"is {self.partial_epoch.epoch}, not the one after {self.epoch}")
         if self.best_epoch is not None and self.best_epoch > self.epoch:
             raise FieldProblem("best_epoch", f"{self.best_epoch} is after the last epoch, {self.epoch}")
         if self.early_stop is not None and (self.early_stop.best_epoch or 0) > self.epoch:

@@ -134,6 +134,11 @@ class TrainConfig:
         "deleted)."))] = False
     checkpoint_every: Annotated[int, Field(ge=0, le=_LOTS, description=(
         "Also keep checkpoints/epoch_NNN.pt every N epochs; 0 is off."))] = 0
+    checkpoint_every_steps: Annotated[int | None, Field(ge=1, le=_LOTS, description=(
+        "Also write last.pt every N training batches inside an epoch (a preempted run loses at most N); "
+        "resuming from it is exact. Single-process training."))] = None
+    checkpoint_every_minutes: Annotated[float | None, Field(gt=0, le=_LOTS, allow_inf_nan=False, description=(
+        "Also write last.pt inside an epoch every M minutes."))] = None
     log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper), Field(
         description="DEBUG, INFO, WARNING or ERROR (console and train.log).")] = "INFO"
     log_every: Annotated[int, Field(ge=1, le=_LOTS, description="Log every N training batches.")] = 20

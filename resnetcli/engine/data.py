@@ -8,6 +8,7 @@ sample index), whichever loader worker (or none) loads it.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -58,16 +59,18 @@ class EpochSampler(Sampler[tuple[int, int]]):
             range(size), num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=False
         )
         self.epoch = 0
+        self.skip = 0  # samples of this epoch already trained on (a mid-epoch resume: engine/partial.py)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        self.skip = 0
         self.inner.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        return ((i, self.epoch) for i in self.inner)
+        return ((i, self.epoch) for i in itertools.islice(self.inner, self.skip, None))
 
     def __len__(self) -> int:
-        return len(self.inner)
+        return max(0, len(self.inner) - self.skip)
 
 
 class ShardSampler(Sampler[int]):

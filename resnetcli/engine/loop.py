@@ -8,6 +8,7 @@ the progress bar and the non-finite-loss check, so the loop costs next to nothin
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from resnetcli.engine.distributed import all_reduce_sum
+from resnetcli.engine.partial import EpochProgress, Snapshot
 from resnetcli.errors import TrainingError, UsageError
 from resnetcli.optim import Schedule
 
@@ -141,6 +143,8 @@ def train_epoch(
     max_steps: int | None = None,
     rng_seed: int = 0,
     on_progress: Callable[[int, float, float], None] | None = None,
+    start: EpochProgress | None = None,
+    on_step: Callable[[int, Snapshot], None] | None = None,
 ) -> dict[str, float]:
     """One pass over `batches`: train_loss, train_acc (percent), steps (optimizer steps), batches and images,
     summed over all ranks.
@@ -148,6 +152,9 @@ def train_epoch(
     `on_progress(batches, mean loss, accuracy)` is called every `log_every` batches and after the last one.
     With `stepper.accumulate` N > 1 the gradients of N batches (each loss divided by the window's size) make
     one optimizer step, and the epoch's last, shorter window makes one too (steps = ceil(batches / N)).
+
+    `start`: where a mid-epoch checkpoint left this epoch (`batches` then yields only the batches after it);
+    `on_step(batches, snapshot)`: after every batch that closes an optimizer step (engine/partial.py).
     """
     model, optimizer = stepper.model, stepper.optimizer
     model.train()
@@ -161,7 +168,13 @@ def train_epoch(
     pending = False  # gradients accumulated but not yet stepped (batches of unknown count)
     accumulate = stepper.accumulate
     mixing = stepper.mixup > 0 or stepper.cutmix > 0
-    total = len(batches) if isinstance(batches, Sized) else None
+    if start is not None:  # continue the interrupted epoch: its counters, sums and generators
+        steps, updates, seen = start.step, start.updates, start.seen
+        loss_sum.fill_(start.loss_sum)
+        correct_sum.fill_(start.correct_sum)
+        rng.bit_generator.state = start.mix_numpy
+        gen.set_state(start.mix_torch)
+    total = steps + len(batches) if isinstance(batches, Sized) else None
     if max_steps is not None and total is not None:
         total = min(total, max_steps)
     for images, targets in batches:
@@ -210,6 +223,8 @@ def train_epoch(
                 raise NonFiniteLoss(epoch, steps, mean_loss)
             if on_progress is not None:
                 on_progress(steps, mean_loss, 100.0 * correct_sum.item() / seen)
+        if on_step is not None and not pending:
+            on_step(steps, functools.partial(_progress, epoch, steps, updates, loss_sum, correct_sum, seen, rng, gen))
     if pending:
         optimizer_step(stepper)
         updates += 1
@@ -223,6 +238,14 @@ def train_epoch(
         raise NonFiniteLoss(epoch, steps, mean_loss)
     return {"train_loss": mean_loss, "train_acc": 100.0 * correct_total / count, "steps": updates,
             "batches": steps, "images": int(count)}
+
+
+def _progress(epoch: int, steps: int, updates: int, loss_sum: torch.Tensor, correct_sum: torch.Tensor, seen: int,
+              rng: np.random.Generator, gen: torch.Generator) -> EpochProgress:
+    """The epoch so far, for a checkpoint inside it (engine/partial.py); lr_start is the caller's to fill in."""
+    return EpochProgress(epoch=epoch, step=steps, updates=updates, loss_sum=loss_sum.item(),
+                         correct_sum=correct_sum.item(), seen=seen, lr_start=float("nan"),
+                         mix_numpy=rng.bit_generator.state, mix_torch=gen.get_state())
 
 
 class NonFiniteLoss(TrainingError):

@@ -5,6 +5,10 @@ any moment the run resumes from the last epoch whose every output (metrics row, 
 scalars, best.pt, epoch_NNN.pt) was written before it; a redone epoch rewrites those rather than losing
 them. This callback must therefore come after every other writer in the callback list.
 
+With --checkpoint-every-steps/--checkpoint-every-minutes, last.pt is also written inside an epoch, with the
+epoch's progress (engine/partial.py); best.pt, epoch_NNN.pt and the metrics files only ever change at an
+epoch's end.
+
 A new run also gets an epoch-0 last.pt, so that even a run stopped in its first epoch can be resumed by
 path. It is written in a background thread from a copy of the state, so the first training step does not
 wait for the disk; it is joined before any later save and when training ends.
@@ -20,6 +24,7 @@ import torch
 
 from resnetcli.engine.callbacks import Callback
 from resnetcli.engine.checkpoint import save_checkpoint
+from resnetcli.engine.partial import MidEpochPolicy, Snapshot
 from resnetcli.engine.state import TrainState
 from resnetcli.runs import RunLayout
 
@@ -38,10 +43,11 @@ def _detached_copy(value: Any) -> Any:
 class CheckpointSaver(Callback):
     """Writes checkpoints/{best,epoch_NNN,last}.pt (rank 0 only); `saved` maps each name to its path."""
 
-    def __init__(self, layout: RunLayout, *, every: int) -> None:
+    def __init__(self, layout: RunLayout, *, every: int, mid_epoch: MidEpochPolicy | None = None) -> None:
         self.layout = layout
         self.folder = layout.checkpoints
         self.every = every
+        self.mid_epoch = mid_epoch or MidEpochPolicy(None, None)
         self.saved: dict[str, Path] = {}
         self._background: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -69,6 +75,17 @@ class CheckpointSaver(Callback):
         if self._error is not None:
             error, self._error = self._error, None
             raise error
+
+    def on_epoch_start(self, state: TrainState, epoch: int) -> None:
+        self.mid_epoch.start_epoch(state.partial.step if state.partial is not None else 0)
+
+    def on_step(self, state: TrainState, step: int, snapshot: Snapshot) -> None:
+        if not self.mid_epoch.due(step) or step >= state.steps_per_epoch:  # the epoch's end saves anyway
+            return
+        self._join()
+        ckpt = state.checkpoint() | {"partial_epoch": snapshot().to_dict()}
+        self.saved["last"] = save_checkpoint(ckpt, self.layout.last)
+        self.mid_epoch.saved(step)
 
     def on_epoch_end(self, state: TrainState, row: dict[str, Any]) -> None:
         self._join()

@@ -41,6 +41,7 @@ class TrainState:
     best_metric: float | None = None
     best_epoch: int | None = None
     resumed_from: Path | None = None
+    partial: Any = None  # EpochProgress: the epoch a mid-epoch checkpoint resumes, until fit takes it up
     last_row: dict[str, Any] = field(default_factory=dict)
     #: pieces with their own checkpointed state (EMA, early stopping): save() -> checkpoint entries (which
     #: may replace the defaults, e.g. EMA's `model`), load(checkpoint) on resume

@@ -46,6 +46,7 @@ from resnetcli.engine.freeze import FreezePlan, parse_stages
 from resnetcli.engine.imbalance import BalancedSampler
 from resnetcli.engine.loop import NonFiniteLoss, Stepper, amp_settings, evaluate, train_epoch
 from resnetcli.engine.memory import memory_loaders
+from resnetcli.engine.partial import EpochProgress, MidEpochPolicy, check_supported, with_lr
 from resnetcli.engine.practices import build_practices
 from resnetcli.engine.resume import Prepared, check_same_network, prepare_config, restore
 from resnetcli.engine.rng import derive_seed, seed_everything, set_rng_state
@@ -116,16 +117,23 @@ def fit(state: TrainState, stepper: Stepper, loaders: dict[str, Any], callbacks:
         for epoch in range(state.epoch + 1, config.epochs + 1):
             if state.stop_reason:  # a callback ended the run (engine/early_stop.py)
                 break
-            seed_everything(derive_seed(config.seed, epoch, rank))  # epoch e draws alike, resumed or not
+            resumed = state.partial  # the epoch a mid-epoch checkpoint stopped in (engine/partial.py), or None
+            if resumed is None:
+                seed_everything(derive_seed(config.seed, epoch, rank))  # epoch e draws alike, resumed or not
             loaders["sampler"].set_epoch(epoch)
+            if resumed is not None:  # it continues the checkpoint's RNG state, past the batches already consumed
+                loaders["sampler"].skip = resumed.step * config.batch_size
             callbacks.on_epoch_start(state, epoch)
+            state.partial = None
             if state.freeze.frozen_at(epoch) != state.freeze.frozen_at(epoch - 1) or epoch == state.start_epoch + 1:
                 state.freeze.apply(state.model, epoch)  # a pure function of the epoch: resumes freeze alike
                 stepper.model = wrap(state.model, config, state.dist)  # DDP registers what requires grad
-            lr_start, began = state.schedule.lr(), time.perf_counter()
+            lr_start, began = resumed.lr_start if resumed else state.schedule.lr(), time.perf_counter()
             result = train_epoch(stepper, loaders["train"], epoch=epoch, max_steps=config.max_steps,
                                  rng_seed=derive_seed(config.seed, epoch, rank, 1),
-                                 on_progress=lambda *a: callbacks.on_progress(state, *a))
+                                 on_progress=lambda *a: callbacks.on_progress(state, *a), start=resumed,
+                                 on_step=lambda step, snap, lr=lr_start: callbacks.on_step(state, step,
+                                                                                           with_lr(snap, lr)))
             training_seconds = time.perf_counter() - began
             val = evaluate(stepper, loaders["val"]) if loaders["val"] is not None else {}
             lr_end = state.schedule.lr()
@@ -141,8 +149,10 @@ def fit(state: TrainState, stepper: Stepper, loaders: dict[str, Any], callbacks:
         ) from exc
     except KeyboardInterrupt:
         state.logger.warning(
-            f"interrupted in epoch {state.epoch + 1}; {state.layout.last} holds epoch "
-            f"{state.epoch} and resumes exactly (the partial epoch is redone): "
+            f"interrupted in epoch {state.epoch + 1}; {state.layout.last} holds epoch {state.epoch}"
+            + (" or its last checkpoint inside the next one" if config.checkpoint_every_steps
+               or config.checkpoint_every_minutes else "")
+            + " and resumes exactly (the partial epoch is redone from there): "
             f"resnetcli train --resume {state.run_dir}"
         )
         raise
@@ -222,7 +232,9 @@ def build_run(prepared: Prepared, dist: D.DistInfo, device: torch.device,
                       scaler=scaler, channels_last=config.channels_last, grad_clip=config.grad_clip,
                       log_every=config.log_every, accumulate=config.accumulate,
                       class_weights=practices.class_weights, ema=practices.ema)
-    saver = CheckpointSaver(layout, every=config.checkpoint_every)
+    mid_epoch = MidEpochPolicy(config.checkpoint_every_steps, config.checkpoint_every_minutes)
+    check_supported(mid_epoch, distributed=dist.enabled, sampler=loaders["sampler"])
+    saver = CheckpointSaver(layout, every=config.checkpoint_every, mid_epoch=mid_epoch)
     callbacks: list[Callback] = [ProgressBar(enabled=dist.main), EpochLine(), *practices.callbacks]
     if dist.main:
         from resnetcli.io import write_text
@@ -367,6 +379,11 @@ def resume_into(state: TrainState, prepared: Prepared) -> None:
     state.global_step = int(ckpt.get("global_step", 0))
     state.resumed_from = prepared.resume_path
     state.last_row = dict(ckpt.get("metrics") or {})
+    if ckpt.get("partial_epoch"):  # written inside an epoch: fit goes on from there
+        if prepared.checkpoint_epochs not in (None, state.config.epochs):
+            raise UsageError(f"{prepared.resume_path} was written inside epoch {state.epoch + 1}; resume it with "
+                             f"--epochs {prepared.checkpoint_epochs} until that epoch ends, then change --epochs")
+        state.partial = EpochProgress.from_dict(ckpt["partial_epoch"])
     for part in state.parts:  # EMA, early stopping
         part.load(ckpt)
     if ckpt.get("rng"):
@@ -393,7 +410,8 @@ def announce(state: TrainState, prepared: Prepared, data: TrainingData, device: 
         logger.info(f"the classifier learns at --lr, everything else at --lr x {config.backbone_lr_mult}")
     if prepared.resume_path is None:
         return
-    logger.info(f"resumed from {prepared.resume_path} after epoch {state.epoch}")
+    inside = f" and {state.partial.step} batches of epoch {state.epoch + 1}" if state.partial else ""
+    logger.info(f"resumed from {prepared.resume_path} after epoch {state.epoch}{inside}")
     if prepared.checkpoint_epochs not in (None, config.epochs) and state.epoch < config.epochs:
         logger.info(f"--epochs {config.epochs} (was {prepared.checkpoint_epochs}): the learning-rate schedule "
                     f"is rebuilt for {config.epochs} epochs")

@@ -1,0 +1,85 @@
+"""Checkpoints inside an epoch (--checkpoint-every-steps): a run killed mid-epoch and resumed with `--resume auto`
+ends with exactly the tensors, best checkpoint and metrics rows of an uninterrupted run.
+
+As tests/test_reliability_kill.py does it: real child processes (tests/helpers_forker.py), real SIGKILLs at
+seeded random moments and inside checkpoint writes, then every tensor compared with torch.equal.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from helpers_forker import Forker, shared_forker
+from helpers_train import write_images
+from test_reliability_kill import assert_same_run
+
+from resnetcli.engine.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.slow
+SEED = 20261124
+EPOCHS = 8  # what assert_same_run expects
+
+
+@pytest.fixture(scope="module")
+def forker() -> Forker:
+    return shared_forker()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("mid_epoch")
+    images = write_images(root / "images", classes=2, per_class=8, size=8)
+    config = root / "quiet.yaml"
+    config.write_text("tensorboard: false\nplot: false\n")
+    # mixup: the epoch's own generators must be restored too; 7 batches an epoch, a checkpoint after every 2
+    argv = ["train", "--data", str(images), "--arch", "cifar_resnet", "--arch-option", "depth=8",
+            "--arch-option", "width=2", "--epochs", str(EPOCHS), "--batch-size", "2", "--workers", "0",
+            "--device", "cpu", "--image-size", "8", "--augment", "cifar", "--scheduler", "cosine",
+            "--optimizer", "sgd-nesterov", "--mixup", "0.4", "--seed", "1", "--no-amp", "--log-level", "WARNING",
+            "--config", str(config), "--checkpoint-every-steps", "2", "--resume", "auto"]
+    return {"root": root, "argv": argv}
+
+
+@pytest.fixture(scope="module")
+def baseline(forker: Forker, setup: dict[str, Any]) -> dict[str, Any]:
+    run = setup["root"] / "straight"
+    result = forker.run(setup["argv"] + ["--output", str(run)], setup["root"] / "straight.log")
+    assert result["status"] == 0, (setup["root"] / "straight.log").read_text()[-3000:]
+    return {"run": run, "seconds": result["seconds"]}
+
+
+def test_kill_9_inside_epochs_then_resume_auto_matches_an_uninterrupted_run(
+        forker: Forker, setup: dict[str, Any], baseline: dict[str, Any]) -> None:
+    rng = random.Random(SEED)
+    run, log = setup["root"] / "killed", setup["root"] / "killed.log"
+    statuses, inside = [], 0
+    for attempt in range(40):
+        # kills inside checkpoint writes land at a known step; wall-clock kills anywhere
+        if attempt == 39:
+            kill: dict[str, Any] = {}
+        elif attempt % 2:
+            kill = {"kill_in_save": rng.choice([2, 3, 4, 5])}
+        else:
+            kill = {"kill_after": round(rng.uniform(0.2, 0.5 * baseline["seconds"]), 3)}
+        result = forker.run(setup["argv"] + ["--output", str(run)], log, **kill)
+        statuses.append((kill, result["status"]))
+        if result["status"] == 0:
+            break
+        assert result["status"] == -9, (f"seed {SEED}: {statuses}", log.read_text()[-3000:])
+        last = run / "checkpoints" / "last.pt"
+        if last.is_file() and load_checkpoint(last).get("partial_epoch"):
+            inside += 1
+    assert inside >= 3, f"seed {SEED}: only {inside} resumes started inside an epoch: {statuses}"
+    assert_same_run(run, baseline["run"])
+
+
+def test_a_mid_epoch_checkpoint_records_where_the_epoch_got(forker: Forker, setup: dict[str, Any],
+                                                            baseline: dict[str, Any]) -> None:
+    run = setup["root"] / "inside"
+    result = forker.run(setup["argv"] + ["--output", str(run)], setup["root"] / "inside.log", kill_in_save=3)
+    assert result["status"] == -9
+    state = load_checkpoint(run / "checkpoints" / "last.pt")  # the second write: after step 2 of epoch 1
+    assert state["epoch"] == 0 and state["partial_epoch"]["epoch"] == 1
+    assert state["partial_epoch"]["step"] == 2 and state["partial_epoch"]["seen"] == 4
