@@ -339,19 +339,20 @@ def test_outputs_get_the_permissions_the_umask_allows(trained: TrainedRun, proce
 
 
 def test_a_full_disk_during_preprocess_leaves_no_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from PIL import Image
+    """The 5th image file preprocess opens for writing finds the disk full."""
+    import resnetcli.preprocess as pp
 
     write_tree(tmp_path / "raw", classes=("a", "b"))
-    real_save = Image.Image.save
     saved: list[str] = []
 
-    def full_disk(self: Image.Image, fp: Any, *args: Any, **kwargs: Any) -> None:
-        saved.append(str(fp))
-        if len(saved) < 5:
-            return real_save(self, fp, *args, **kwargs)
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    def full_disk(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if "x" in mode or "w" in mode:
+            saved.append(str(file))
+            if len(saved) >= 5:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return open(file, mode, *args, **kwargs)
 
-    monkeypatch.setattr(Image.Image, "save", full_disk)
+    monkeypatch.setattr(pp, "open", full_disk, raising=False)  # the module's name for the builtin
     out = tmp_path / "out"
     line = one_error_line(runner.invoke(app, ["preprocess", "-i", str(tmp_path / "raw" / "train"), "-o", str(out),
                                               "--size", "16", "--workers", "1"]), 3)
