@@ -237,6 +237,16 @@ def test_names_with_markup_or_escapes_are_printed_inert(trained: TrainedRun, tmp
     _shown_inert(line, str(folder / "gone"))
 
 
+def test_a_run_named_with_markup_and_escapes_finishes_and_prints_it_inert(trained: TrainedRun, tmp_path: Path) -> None:
+    """The summary table after training names the run folder: a '[/]' there crashed rich after the work was done."""
+    run = tmp_path / "run[/]\x1b[2J" / "x"
+    result = runner.invoke(app, ["train", "--data", str(trained.data / "train"), *TINY_NET, "--epochs", "1",
+                                 "--max-steps", "1", "--output", str(run), "--workers", "0", "--device", "cpu"])
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert (run / "checkpoints" / "last.pt").is_file()
+    assert "\x1b" not in result.output and _flat(r"run[/]\x1b[2J") in _flat(result.stdout), result.stdout
+
+
 def test_list_survives_an_oddly_named_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
     """A third party's entry and distribution named with markup and an escape: listed literally, the rest too."""
     import dataclasses
