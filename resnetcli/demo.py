@@ -33,6 +33,15 @@ import typer
 #: and replace the "/" of "T-shirt/top", which cannot be part of a folder name
 _DONE = ".export-complete"
 
+#: the demo's network and training recipe (config keys), shared with benchmarks/demo_epoch_bench.py
+ARCH = "cifar_resnet"
+ARCH_OPTIONS = {"depth": 14}
+EPOCHS = 3
+BATCH_SIZE = 128
+LR = 0.2
+RECIPE = {"optimizer": "sgd-nesterov", "scheduler": "onecycle", "weight_decay": 5e-4, "label_smoothing": 0.1,
+          "image_size": 28, "augment": "cifar", "aug_options": {"padding": 2}}
+
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]})
 
@@ -83,6 +92,20 @@ def export_png_tree(output: Path, root: Path | None = None, workers: int | None 
     return counts
 
 
+def recipe_flags() -> list[str]:
+    """RECIPE as `resnetcli train` flags (precision and the in-memory data path are train's own choice)."""
+    from resnetcli.engine.config import flag
+
+    args: list[str] = []
+    for key, value in RECIPE.items():
+        if isinstance(value, dict):
+            for name, option in value.items():
+                args += [flag(key), f"{name}={option}"]
+        else:
+            args += [flag(key), str(value)]
+    return args
+
+
 def _say(text: str) -> None:
     from resnetcli.console import err, escape
 
@@ -112,11 +135,11 @@ def main(
         typer.Option(help="Folder with Fashion-MNIST's idx files. "
                      "Default: Debian's /usr/share/datasets/fashion-mnist."),
     ] = None,
-    arch: Annotated[str, typer.Option(help="Architecture to train.")] = "cifar_resnet",
+    arch: Annotated[str, typer.Option(help="Architecture to train.")] = ARCH,
     arch_option: Annotated[list[str] | None, typer.Option(help="Architecture option (repeatable).")] = None,
-    epochs: Annotated[int, typer.Option(help="Training epochs (2 reach about 90% test accuracy).")] = 2,
-    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 128,
-    lr: Annotated[float, typer.Option(help="Peak learning rate of the one-cycle schedule.")] = 0.2,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = EPOCHS,
+    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = BATCH_SIZE,
+    lr: Annotated[float, typer.Option(help="Peak learning rate of the one-cycle schedule.")] = LR,
     workers: Annotated[int, typer.Option(help="DataLoader workers for training and testing.")] = 1,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
@@ -127,7 +150,8 @@ def main(
     from resnetcli.errors import ResnetCliError
 
     started = time.perf_counter()
-    arch_options = arch_option if arch_option is not None else (["depth=14"] if arch == "cifar_resnet" else [])
+    default_options = [f"{key}={value}" for key, value in ARCH_OPTIONS.items()] if arch == ARCH else []
+    arch_options = arch_option if arch_option is not None else default_options
     images = workdir / "fashion-mnist-png"
     dataset = workdir / "fashion-mnist"
     run_dir = workdir / "run"
@@ -161,12 +185,8 @@ def main(
     train_args = ["train", "--data", str(dataset), "--arch", arch]
     for option in arch_options:
         train_args += ["--arch-option", option]
-    train_args += [
-        "--optimizer", "sgd-nesterov", "--scheduler", "onecycle", "--epochs", str(epochs),
-        "--batch-size", str(batch_size), "--lr", str(lr), "--weight-decay", "5e-4", "--image-size", "28",
-        "--augment", "cifar", "--aug-option", "padding=2", "--channels-last", "--workers", str(workers),
-        "--seed", str(seed), "--output", str(run_dir),
-    ]
+    train_args += [*recipe_flags(), "--epochs", str(epochs), "--batch-size", str(batch_size), "--lr", str(lr),
+                   "--workers", str(workers), "--seed", str(seed), "--output", str(run_dir)]
     _run(train_args)
 
     _say("4/5 test the last checkpoint on the 10,000 test images")
