@@ -8,6 +8,7 @@ seeded random moments and inside checkpoint writes, then every tensor compared w
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -83,3 +84,14 @@ def test_a_mid_epoch_checkpoint_records_where_the_epoch_got(forker: Forker, setu
     state = load_checkpoint(run / "checkpoints" / "last.pt")  # the second write: after step 2 of epoch 1
     assert state["epoch"] == 0 and state["partial_epoch"]["epoch"] == 1
     assert state["partial_epoch"]["step"] == 2 and state["partial_epoch"]["seen"] == 4
+
+
+def test_mid_epoch_checkpoints_are_refused_where_their_resume_could_not_be_exact(setup: dict[str, Any],
+                                                                                  tmp_path: Path) -> None:
+    from helpers_cli import one_error_line
+    from typer.testing import CliRunner
+
+    from resnetcli.cli import app
+
+    result = CliRunner().invoke(app, setup["argv"] + ["--balanced-sampler", "--output", str(tmp_path / "run")])
+    assert "--checkpoint-every-steps" in one_error_line(result, 2) and "BalancedSampler" in result.stderr

@@ -9,6 +9,7 @@ sample index), whichever loader worker (or none) loads it.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,6 +87,19 @@ class ShardSampler(Sampler[int]):
         return len(self.indices)
 
 
+def _quiet_lost_connection(args: threading.ExceptHookArgs) -> None:
+    # a worker handing a batch to a main process that is stopping (Ctrl-C, SIGTERM: resnetcli/signals.py) sees
+    # the connection reset in multiprocessing's fd-sharing thread; the main process reports the interruption
+    if args.exc_type is not None and issubclass(args.exc_type, ConnectionError):
+        return
+    threading.__excepthook__(args)
+
+
+def _start_worker(worker_id: int) -> None:
+    threading.excepthook = _quiet_lost_connection
+    worker_init(worker_id)
+
+
 def make_loader(
     dataset: AugmentedSplit, *, batch_size: int, sampler: Sampler[Any], workers: int, pin_memory: bool,
     drop_last: bool,
@@ -94,7 +108,7 @@ def make_loader(
     # would then be consumed once per epoch without workers but once per run with persistent ones
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=pin_memory,
-        drop_last=drop_last, persistent_workers=workers > 0, worker_init_fn=worker_init if workers else None,
+        drop_last=drop_last, persistent_workers=workers > 0, worker_init_fn=_start_worker if workers else None,
         prefetch_factor=4 if workers > 0 else None, generator=torch.Generator().manual_seed(0),
     )
 
