@@ -308,6 +308,11 @@ def test_a_thin_strip_image_is_skipped_and_reported_never_the_end_of_a_run(train
                                  "--checkpoint", str(trained.last)])
     assert result.exit_code == 0, result.output
     assert "more elongated than 100:1" in result.stderr and "0.png" in result.stdout
+    if size == (1, 3000):  # training on the raw folder sets it aside before the first epoch (header check)
+        result = runner.invoke(app, ["train", "--data", str(data), *TINY_NET, "--epochs", "1", "--max-steps", "1",
+                                     "--output", str(tmp_path / "run"), *QUIET])
+        assert result.exit_code == 0, result.output
+        assert "strip.png" in result.stderr and "more elongated than 100:1" in result.stderr, result.stderr
 
 
 def test_resizing_past_the_pixel_limit_is_a_skip_not_an_allocation() -> None:
