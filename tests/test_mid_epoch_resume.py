@@ -95,3 +95,15 @@ def test_mid_epoch_checkpoints_are_refused_where_their_resume_could_not_be_exact
 
     result = CliRunner().invoke(app, setup["argv"] + ["--balanced-sampler", "--output", str(tmp_path / "run")])
     assert "--checkpoint-every-steps" in one_error_line(result, 2) and "BalancedSampler" in result.stderr
+
+
+def test_a_time_interval_also_checkpoints_inside_the_epoch(forker: Forker, setup: dict[str, Any],
+                                                           tmp_path: Path) -> None:
+    argv = list(setup["argv"])
+    at = argv.index("--checkpoint-every-steps")
+    del argv[at:at + 2]
+    argv += ["--checkpoint-every-minutes", "1e-9", "--output", str(tmp_path / "run")]  # due after every step
+    result = forker.run(argv, tmp_path / "log", kill_in_save=3)
+    assert result["status"] == -9, (tmp_path / "log").read_text()[-3000:]
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")  # epoch 0, then after step 1
+    assert state["partial_epoch"]["epoch"] == 1 and state["partial_epoch"]["step"] == 1
