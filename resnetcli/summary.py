@@ -271,7 +271,8 @@ def _cell(value: int | list[int] | None) -> str:
 
 def _cells(row: LayerRow) -> list[str]:
     return [
-        ("  " * max(row.depth - 1, 0)) + (row.name.rsplit(".", 1)[-1] if row.depth > 1 else row.name), row.type, _shape(row.output_shape, "x"), _cell(row.kernel),
+        ("  " * max(row.depth - 1, 0)) + (row.name.rsplit(".", 1)[-1] if row.depth > 1 else row.name),
+        row.type, _shape(row.output_shape, "x"), _cell(row.kernel),
         _cell(row.kernels), _cell(row.stride), _cell(row.padding), f"{row.params:,}" if row.depth else "",
     ]
 

@@ -59,7 +59,8 @@ def train_once(factory: pytest.TempPathFactory) -> TrainedRun:
         write_tree(data)
         result = CliRunner().invoke(app, [
             "train", "--data", str(data), "--arch", "cifar_resnet", "--arch-option", "depth=8",
-            "--arch-option", "width=4", "--image-size", str(SIZE), "--epochs", "1", "--batch-size", "8", "--lr", "0.05", "--workers", "0",
+            "--arch-option", "width=4", "--image-size", str(SIZE), "--epochs", "1", "--batch-size", "8",
+            "--lr", "0.05", "--workers", "0",
             "--device", "cpu", "--seed", "0", "--output", str(workdir / "runs" / "tiny"),
         ])
         assert result.exit_code == 0, result.output

@@ -7,8 +7,8 @@ Run as `python helpers_forker.py`; it reads one JSON request per line on stdin a
 
 Each child is a separate process running `resnetcli ARGV` through the real CLI entry point, with stdout in
 LOG and stderr in ERR (or LOG). The forker itself never runs a torch operation, so forking after the import is safe.
-- kill_after: the forker sends SIGNAL (default SIGKILL) to the child that many seconds after forking (if it is still running). The
-  child is reaped only after the kill, so its pid cannot have been reused by then.
+- kill_after: the forker sends SIGNAL (default SIGKILL) to the child that many seconds after forking (if it is
+  still running). The child is reaped only after the kill, so its pid cannot have been reused by then.
 - kill_in_save: the child SIGKILLs itself in the middle of its Nth torch.save (the checkpoint writer's only
   call): half of the bytes are in the temporary file, flushed to disk, when the signal lands. This makes
   "killed during a checkpoint write" deterministic instead of a lucky timing.
@@ -26,12 +26,13 @@ import time
 if __name__ == "__main__":  # the server only: never change the environment of a test process importing this
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402  (the point of the fork server: imported once, before any fork)
+# The point of the fork server: torch, torch._dynamo (torch.optim imports it on first use: seconds each child
+# would pay) and resnetcli are imported once, before any fork.
+import torch
+import torch._dynamo
 
-import torch._dynamo  # noqa: E402, F401  (torch.optim imports it on first use: seconds each child would pay)
-
-import resnetcli.cli  # noqa: E402
-import resnetcli.engine.trainer  # noqa: E402, F401
+import resnetcli.cli
+import resnetcli.engine.trainer
 
 
 def _preload() -> None:

@@ -46,7 +46,9 @@ MAX_CIFAR_WIDTH = 256
 def cifar_variant(depth: int, *, preact: bool = False, width: int = 16) -> dict[str, Any]:
     """The table row of a CIFAR ResNet of depth 6n+2: three stages of n basic blocks at width, 2x, 4x."""
     if not isinstance(depth, int) or isinstance(depth, bool) or depth < 8 or (depth - 2) % 6:
-        raise UsageError(f"CIFAR ResNet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...), got {depth!r}")
+        raise UsageError(
+            f"CIFAR ResNet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...), got {depth!r}"
+        )
     if depth > MAX_CIFAR_DEPTH:
         raise UsageError(f"CIFAR ResNet depth is at most {MAX_CIFAR_DEPTH} (the deepest He et al. trained), "
                          f"got {depth}")
