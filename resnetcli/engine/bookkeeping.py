@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from resnetcli.io import atomic_path, write_text
+from resnetcli.io import write_text
+from resnetcli.plots import new_figure, save_png
 from resnetcli.runs import RunLayout
 
 #: lr is the rate the epoch started with, lr_end the one it ended with; images_per_s counts training only
@@ -95,19 +96,14 @@ class MetricsLog:
 
 def write_plot(path: Path, rows: list[dict[str, Any]]) -> bool:
     """Loss, accuracy and learning-rate curves as a PNG; False when matplotlib is missing."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
+    fig = new_figure(16, 4)
+    if fig is None:
         return False
     epochs = [r["epoch"] for r in rows]
 
     def series(key: str) -> list[float]:
         return [math.nan if r.get(key) is None else float(r[key]) for r in rows]
 
-    # Figure + Agg canvas directly: no pyplot global state, safe in any thread or process
-    fig = Figure(figsize=(16, 4), dpi=100)
-    FigureCanvasAgg(fig)
     ax_loss, ax_acc, ax_lr = fig.subplots(1, 3)
     ax_loss.plot(epochs, series("train_loss"), marker="o", label="train loss")
     ax_loss.plot(epochs, series("val_loss"), marker="o", label="val loss")
@@ -126,9 +122,7 @@ def write_plot(path: Path, rows: list[dict[str, Any]]) -> bool:
     ax_lr.set_xlabel("epoch")
     ax_lr.set_ylabel("learning rate")
     ax_lr.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    save_png(fig, path)
     return True
 
 

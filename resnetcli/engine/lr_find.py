@@ -155,16 +155,11 @@ def write_outputs(result: LrFindResult, folder: Path) -> dict[str, Path]:
 
 def write_plot(path: Path, result: LrFindResult) -> bool:
     """Loss (raw and smoothed) against lr on a log axis, the suggestion marked; False without matplotlib."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        return False
-    from resnetcli.io import atomic_path
+    from resnetcli.plots import new_figure, save_png
 
-    # Figure + Agg canvas directly, as engine/bookkeeping.write_plot: no pyplot global state
-    fig = Figure(figsize=(7, 4.5), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = new_figure(7, 4.5)
+    if fig is None:
+        return False
     ax = fig.subplots()
     ax.plot(result.lrs, result.losses, alpha=0.3, label="loss")
     ax.plot(result.lrs, result.smoothed, label="smoothed loss")
@@ -176,7 +171,5 @@ def write_plot(path: Path, result: LrFindResult) -> bool:
     ax.set_xlabel("learning rate")
     ax.set_ylabel("training loss")
     ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    save_png(fig, path)
     return True

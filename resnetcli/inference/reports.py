@@ -15,7 +15,8 @@ import numpy as np
 
 from resnetcli.errors import DataError
 from resnetcli.inference.metrics import topk_for
-from resnetcli.io import atomic_path, csv_text, write_json, write_text
+from resnetcli.io import csv_text, write_json, write_text
+from resnetcli.plots import new_figure, save_png
 
 
 def predictions_csv(idents: Sequence[str], probs: np.ndarray, labels: np.ndarray, classes: Sequence[str]) -> str:
@@ -42,39 +43,29 @@ def confusion_csv(confusion: Sequence[Sequence[int]], classes: Sequence[str]) ->
 
 def confusion_png(path: Path, confusion: Sequence[Sequence[int]], classes: Sequence[str], title: str) -> bool:
     """Row-normalized heat map with counts; False when matplotlib is not installed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-
-    cm = np.asarray(confusion, dtype=np.float64)
-    rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     c = len(classes)
     side = min(4 + 0.45 * c, 40)
-    fig, ax = plt.subplots(figsize=(side + 1.5, side))
-    try:
-        im = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
-        if c <= 40:
-            ax.set_xticks(range(c), labels=classes, rotation=45, ha="right")
-            ax.set_yticks(range(c), labels=classes)
-            if c <= 20:
-                for t in range(c):
-                    for p in range(c):
-                        if cm[t, p]:
-                            ax.text(p, t, str(int(cm[t, p])), ha="center", va="center", fontsize=7,
-                                    color="white" if rates[t, p] > 0.5 else "black")
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title(title)
-        fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
-    finally:
-        plt.close(fig)
+    fig = new_figure(side + 1.5, side)
+    if fig is None:
+        return False
+    cm = np.asarray(confusion, dtype=np.float64)
+    rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    ax = fig.subplots()
+    im = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    if c <= 40:
+        ax.set_xticks(range(c), labels=classes, rotation=45, ha="right")
+        ax.set_yticks(range(c), labels=classes)
+        if c <= 20:
+            for t in range(c):
+                for p in range(c):
+                    if cm[t, p]:
+                        ax.text(p, t, str(int(cm[t, p])), ha="center", va="center", fontsize=7,
+                                color="white" if rates[t, p] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    save_png(fig, path)
     return True
 
 
