@@ -428,3 +428,22 @@ def test_array_split_and_stratified_split() -> None:
     # small classes: the total still comes out right (round(20 * 0.2) = 4), spread by the seed
     parts = stratified_split([c for c in range(10) for _ in range(2)], [0.2], seed=1)
     assert len(parts[1]) == 4 and len({i // 2 for i in parts[1]}) == 4
+
+
+def test_pick_split_is_one_rule_with_the_preference_as_a_parameter() -> None:
+    from resnetcli.data.source import ArraySplit, Source
+    from resnetcli.errors import UsageError
+
+    def split() -> ArraySplit:
+        return ArraySplit(np.zeros((2, 4, 4, 3), np.uint8), np.array([0, 1]))
+
+    source = Source(name="t", root="/d", classes=["a", "b"], splits={"train": split(), "val": split(),
+                                                                     "test": split()})
+    assert source.pick_split(None, ("val", "test"), "--val-split") == "val"  # training validates on val
+    assert source.pick_split(None, ("test", "val"), "--split") == "test"  # `test` scores test first
+    assert source.pick_split("train", ("test", "val"), "--split") == "train"
+    assert Source(name="t", root="/d", classes=["a"], splits={"train": split()}).pick_split(
+        None, ("val", "test"), "--val-split") is None
+    with pytest.raises(UsageError, match=r"--split 'holdout' is not a split of the data at /d; "
+                                         r"it has: train, val, test"):
+        source.pick_split("holdout", ("test", "val"), "--split")

@@ -183,6 +183,20 @@ class Source:
         known = [s for s in SPLIT_ORDER if s in self._splits]
         return known + sorted(s for s in self._splits if s not in SPLIT_ORDER)
 
+    def pick_split(self, choice: str | None, prefer: Sequence[str], flag: str) -> str | None:
+        """`choice` when it names a split, else the first of `prefer` this data has (None when none).
+
+        The one rule for every command; only the preference differs (training validates on val before
+        test, `test` scores test before val). A name that is not a split is one line naming `flag`.
+        """
+        splits = self.splits()
+        if choice is None:
+            return next((name for name in prefer if name in splits), None)
+        if choice not in splits:
+            raise UsageError(f"{flag} '{choice}' is not a split of the data at {self.root}; "
+                             f"it has: {', '.join(splits)}")
+        return choice
+
     def split(self, name: str) -> Split:
         if name not in self._splits:
             raise UsageError(

@@ -18,8 +18,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
+from resnetcli.data.source import Source
 from resnetcli.engine.rng import batch_seed, seed_transform, worker_init
-from resnetcli.errors import DataError, UsageError
+from resnetcli.errors import DataError
 
 
 class AugmentedSplit(Dataset):
@@ -143,18 +144,11 @@ class TrainingData:
         return ", ".join(parts)
 
 
-def choose_val_split(choice: str, splits: list[str]) -> str | None:
+def choose_val_split(choice: str, source: Source) -> str | None:
     """--val-split: auto is "val", else "test", else none; a name must be one of the data's splits."""
-    if choice != "auto":
-        if choice in ("none", ""):
-            return None
-        if choice not in splits:
-            raise UsageError(f"--val-split '{choice}' is not a split of this data: {', '.join(splits)}")
-        return choice
-    for name in ("val", "test"):
-        if name in splits:
-            return name
-    return None
+    if choice in ("none", ""):
+        return None
+    return source.pick_split(None if choice == "auto" else choice, ("val", "test"), "--val-split")
 
 
 def open_training_data(data: str, options: dict[str, Any], val_choice: str) -> TrainingData:
@@ -163,14 +157,14 @@ def open_training_data(data: str, options: dict[str, Any], val_choice: str) -> T
 
     source = open_source(data, **options)
     # nothing may be held out that nothing validates on: such images go back to train (Source.give_back)
-    source = source.give_back(choose_val_split(val_choice, list(source.splits())))
+    source = source.give_back(choose_val_split(val_choice, source))
     splits = list(source.splits())
     if "train" not in splits:
         raise DataError(f"data {data} has no 'train' split (it has: {', '.join(splits)})")
     train = source.split("train")
     if len(train) == 0:
         raise DataError(f"the train split of {data} is empty")
-    val_name = choose_val_split(val_choice, splits)
+    val_name = choose_val_split(val_choice, source)
     val = source.split(val_name) if val_name else None
     if val is not None and len(val) == 0:
         val_name, val = None, None

@@ -67,18 +67,13 @@ def training_data_path(restored: Restored) -> str:
 
 def choose_split(source: Any, split: str | None) -> str:
     """--split, else 'test' when the data has one, else 'val'."""
-    splits = list(source.splits())
-    if split is not None:
-        if split not in splits:
-            raise UsageError(f"--split {split}: the data at {source.root} has only: {', '.join(splits)}")
-        return split
-    for name in ("test", "val"):
-        if name in splits:
-            return name
-    raise UsageError(
-        f"the data at {source.root} has no test or val split (it has: {', '.join(splits)}); "
-        "pass --split train to evaluate on training images, or preprocess with a validation split"
-    )
+    name = source.pick_split(split, ("test", "val"), "--split")
+    if name is None:
+        raise UsageError(
+            f"the data at {source.root} has no test or val split (it has: {', '.join(source.splits())}); "
+            "pass --split train to evaluate on training images, or preprocess with a validation split"
+        )
+    return name
 
 
 def label_map(checkpoint_classes: Sequence[str], data_classes: Sequence[str], path: Path, where: str) -> list[int]:
