@@ -108,3 +108,14 @@ def test_a_time_interval_also_checkpoints_inside_the_epoch(forker: Forker, setup
     assert result["status"] == -9, (tmp_path / "log").read_text()[-3000:]
     state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")  # epoch 0, then after step 1
     assert state["partial_epoch"]["epoch"] == 1 and state["partial_epoch"]["step"] == 1
+
+
+def test_a_resume_from_inside_an_epoch_keeps_epochs_until_that_epoch_ends(forker: Forker, setup: dict[str, Any],
+                                                                         tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert forker.run(setup["argv"] + ["--output", str(run)], tmp_path / "log", kill_in_save=3)["status"] == -9
+    err = tmp_path / "err"
+    argv = setup["argv"] + ["--output", str(run), "--epochs", str(EPOCHS + 2)]
+    assert forker.run(argv, tmp_path / "log", err=err)["status"] == 2
+    lines = [line for line in err.read_text().splitlines() if line.strip()]
+    assert len(lines) == 1 and "written inside epoch 1" in lines[0] and f"--epochs {EPOCHS}" in lines[0], lines
