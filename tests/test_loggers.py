@@ -118,8 +118,10 @@ def test_plot_png_has_a_learning_rate_panel(tmp_path: Path, monkeypatch: pytest.
     save = Figure.savefig
     monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: (drawn.append(fig), save(fig, *a, **k))[1])
     rows = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.1 / e, "train_acc": 10 * e, "val_acc": 9 * e,
-             "val_top5": 20 * e, "lr": 0.1 - 0.03 * (e - 1), "lr_end": 0.1 - 0.03 * e} for e in (1, 2, 3)]
+             "val_top5": 20 * e, "val_k": 4, "lr": 0.1 - 0.03 * (e - 1), "lr_end": 0.1 - 0.03 * e}
+            for e in (1, 2, 3)]
     assert write_plot(tmp_path / "plot.png", rows) and (tmp_path / "plot.png").stat().st_size > 0
+    assert [line.get_label() for line in drawn[0].axes[1].get_lines()] == ["train acc", "val acc", "val top-4"]
     lr_axis = drawn[0].axes[2]
     assert lr_axis.get_ylabel() == "learning rate"
     x, y = lr_axis.get_lines()[0].get_data()

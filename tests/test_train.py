@@ -63,6 +63,7 @@ def test_resnet26_sgd_nesterov_end_to_end_leaves_the_run_folder(processed: Path,
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert tuple(rows[0]) == COLUMNS and [r["epoch"] for r in rows] == ["1"]
     assert 0 <= float(rows[0]["val_acc"]) <= 100 and float(rows[0]["val_top5"]) == 100.0  # 3 classes
+    assert rows[0]["val_k"] == "3"  # val_top5 keeps its name; val_k says it is top-3
     assert json.loads((run / "metrics.jsonl").read_text().splitlines()[0])["epoch"] == 1
     log = (run / "train.log").read_text()
     assert "training resnet26" in log and "epoch 1/1" in log

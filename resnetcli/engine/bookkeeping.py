@@ -7,8 +7,6 @@ resumed run that restarts from an earlier epoch drops the rows it is about to re
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import math
@@ -16,13 +14,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from resnetcli.io import write_text
+from resnetcli.io import write_csv, write_text
 from resnetcli.plots import new_figure, save_png
 from resnetcli.runs import RunLayout
 
-#: lr is the rate the epoch started with, lr_end the one it ended with; images_per_s counts training only
+#: lr is the rate the epoch started with, lr_end the one it ended with; images_per_s counts training only.
+#: val_top5 keeps its name for older readers but holds top-k with k = val_k (fewer than 5 classes: k < 5)
 COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr", "lr_end", "time",
-           "images_per_s")
+           "images_per_s", "val_k")
 LOGGER_NAME = "resnetcli.train"
 
 
@@ -85,13 +84,15 @@ class MetricsLog:
         self._write()
 
     def _write(self) -> None:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for row in self.rows:
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in COLUMNS})
-        write_text(self.layout.metrics_csv, buf.getvalue())
+        write_csv(self.layout.metrics_csv, COLUMNS,
+                  ([("" if row.get(k) is None else row.get(k)) for k in COLUMNS] for row in self.rows))
         write_text(self.layout.metrics_jsonl, "".join(json.dumps(r) + "\n" for r in self.rows))
+
+
+def topk_label(rows: list[dict[str, Any]]) -> str:
+    """"top-k" with the k the rows' val_top5 column was scored at (older rows lack val_k: they were top-5)."""
+    ks = [r.get("val_k") for r in rows if r.get("val_k") is not None]
+    return f"top-{ks[-1] if ks else 5}"
 
 
 def write_plot(path: Path, rows: list[dict[str, Any]]) -> bool:
@@ -112,7 +113,7 @@ def write_plot(path: Path, rows: list[dict[str, Any]]) -> bool:
     ax_loss.legend()
     ax_acc.plot(epochs, series("train_acc"), marker="o", label="train acc")
     ax_acc.plot(epochs, series("val_acc"), marker="o", label="val acc")
-    ax_acc.plot(epochs, series("val_top5"), marker=".", linestyle="--", label="val top-5")
+    ax_acc.plot(epochs, series("val_top5"), marker=".", linestyle="--", label=f"val {topk_label(rows)}")
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel("accuracy (%)")
     ax_acc.legend()

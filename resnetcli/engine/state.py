@@ -14,6 +14,7 @@ from resnetcli.engine.config import TrainConfig
 from resnetcli.engine.distributed import DistInfo
 from resnetcli.engine.freeze import FreezePlan
 from resnetcli.engine.rng import rng_state
+from resnetcli.inference.metrics import topk_for
 from resnetcli.optim import Schedule
 from resnetcli.runs import RunLayout
 
@@ -54,8 +55,8 @@ class TrainState:
 
     @property
     def topk(self) -> int:
-        """k of the top-k accuracy validation reports: 5, or the number of classes when fewer."""
-        return min(5, len(self.classes))
+        """k of the top-k accuracy validation reports (resnetcli.inference.metrics.topk_for)."""
+        return topk_for(len(self.classes))
 
     def checkpoint(self) -> dict[str, Any]:
         """Everything `--resume` needs to continue exactly, and `test`/`predict` need to use the model."""

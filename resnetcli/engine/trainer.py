@@ -174,6 +174,7 @@ def end_epoch(state: TrainState, epoch: int, result: dict[str, Any], val: dict[s
         "val_loss": val.get("val_loss"), "val_acc": val.get("val_acc"), "val_top5": val.get("val_top5"),
         "lr": lr[0], "lr_end": lr[1], "time": round(seconds[1], 3),
         "images_per_s": round(result["images"] / seconds[0], 1) if seconds[0] > 0 else None,
+        "val_k": val.get("val_k"),
     }
     return state.last_row
 

@@ -14,6 +14,7 @@ from importlib import metadata
 from typing import Any
 
 from resnetcli import __version__
+from resnetcli.engine.bookkeeping import topk_label
 from resnetcli.report import svg
 from resnetcli.report.collect import RunData, calibration, probability_of
 
@@ -156,7 +157,7 @@ def _curves(run: RunData) -> str:
     charts = [
         svg.line_chart("loss", [("train", xs, col("train_loss")), ("val", xs, col("val_loss"))]),
         svg.line_chart("accuracy (%)", [("train", xs, col("train_acc")), ("val", xs, col("val_acc")),
-                                        ("val top-5", xs, col("val_top5"))]),
+                                        (f"val {topk_label(run.epochs)}", xs, col("val_top5"))]),
         svg.line_chart("learning rate (end of epoch)", [("lr", xs, col("lr"))]),
     ]
     return f'<div class="charts">{"".join(charts)}</div>'
