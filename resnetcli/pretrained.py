@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,22 +243,10 @@ def _card_fields(text: str | None, path: Path) -> dict[str, Any]:
 
 
 def _read_torch_file(path: Path) -> Weights:
-    from resnetcli.engine.checkpoint import FORMAT, load_checkpoint
+    from resnetcli.engine.checkpoint import FORMAT, load_checkpoint, read_torch_file
 
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(
-            f"pretrained weights file {path} is not a torch.save archive (nor .safetensors); "
-            "it may be truncated, or of another format"
-        )
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise CheckpointError(
-            f"pretrained weights file {path} holds objects other than tensors and plain types and was refused "
-            "(weights_only loading); save its state_dict() instead"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(f"pretrained weights file {path} cannot be read ({type(exc).__name__})") from None
+    data = read_torch_file(path, "pretrained weights file",
+                           "give a state_dict saved with torch.save, or a .safetensors file")
     if isinstance(data, Mapping) and data.get("format") == FORMAT:
         state = load_checkpoint(path)  # the one set of checks every resnetcli checkpoint goes through
         norm = state.get("normalization") or None

@@ -231,3 +231,12 @@ def test_check_source_refuses_early_without_reading_or_downloading(
         check_source("DEFAULT", arch="resnet56")
     with pytest.raises(CheckpointError, match="does not exist"):
         check_source("runs/nowhere/last.pt", arch="resnet18")
+
+
+def test_a_damaged_pth_gets_the_checkpoint_readers_one_line(tmp_path: Path) -> None:
+    """engine.checkpoint.read_torch_file is the one safe reader: the same words for weights and checkpoints."""
+    path = tmp_path / "half.pth"
+    torch.save({"fc.weight": torch.zeros(2, 512)}, path)
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(CheckpointError, match=r"^pretrained weights file .*half.pth is truncated or corrupt"):
+        load_pretrained(zoo.resnet18(num_classes=2), path, arch="resnet18")

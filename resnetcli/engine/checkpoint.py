@@ -315,34 +315,41 @@ def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike[str]) -> P
     return path
 
 
-def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read and validate a resnetcli checkpoint safely; any problem becomes one CheckpointError line."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+def read_torch_file(path: Path, what: str, advice: str, map_location: str | torch.device = "cpu") -> Any:
+    """torch.load(weights_only=True) of a torch.save archive; damage or unsafe content is one CheckpointError line.
+
+    The one safe reader for every .pt/.pth the tool opens (checkpoints, pretrained weights). `what` names
+    the file in messages ("checkpoint", "pretrained weights file"), `advice` says what to do instead.
+    """
     if not zipfile.is_zipfile(path):
         # torch.save writes a zip archive; anything else (cut short, empty, random bytes) is damaged. Checked
         # first because torch reports random bytes as a refused pickle, with advice to load it unsafely.
         raise CheckpointError(
-            f"checkpoint {path} is truncated or corrupt and cannot be read (not a complete torch archive); "
-            "use another checkpoint or retrain"
+            f"{what} {path} is truncated or corrupt and cannot be read (not a complete torch archive); {advice}"
         )
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         # weights_only refuses anything but tensors and plain containers: never execute it. Keep only the
         # reason from torch's message (the rest advises weights_only=False, and holds terminal escapes).
         found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\. Please use|\n|$)", str(exc))
         reason = re.sub(r"\x1b\[[0-9;]*m", "", found.group(1)).strip() if found else "unsupported content"
         raise CheckpointError(
-            f"checkpoint {path} holds objects other than tensors and plain types and was refused "
-            f"(weights_only loading: {reason})"
+            f"{what} {path} holds objects other than tensors and plain types and was refused "
+            f"(weights_only loading: {reason}); {advice}"
         ) from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CheckpointError(
-            f"checkpoint {path} is truncated or corrupt and cannot be read ({type(exc).__name__}); "
-            "use another checkpoint or retrain"
+            f"{what} {path} is truncated or corrupt and cannot be read ({type(exc).__name__}); {advice}"
         ) from exc
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read and validate a resnetcli checkpoint safely; any problem becomes one CheckpointError line."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    state = read_torch_file(path, "checkpoint", "use another checkpoint or retrain", map_location)
     check_contents(state, path)
     return state
 
