@@ -104,16 +104,10 @@ def _walk_files(
     seen.add(key)
     found: list[tuple[str, os.DirEntry]] = []
     try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        entries = _listing(folder)
     except OSError:
         return []
-    for entry in entries:
-        if is_hidden(entry.name):
-            continue
-        try:
-            is_dir = entry.is_dir()
-        except OSError:
-            is_dir = False
+    for entry, is_dir in entries:
         if is_dir:
             reason = escapes(entry.path, root) if root is not None and entry.is_symlink() else None
             if reason is not None:
@@ -126,6 +120,20 @@ def _walk_files(
     return found
 
 
+def _listing(folder: str | os.PathLike[str]) -> list[tuple[os.DirEntry, bool]]:
+    """The folder's non-hidden entries in name order, each with whether it is a folder (unreadable: no)."""
+    listed = []
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if is_hidden(entry.name):
+            continue
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        listed.append((entry, is_dir))
+    return listed
+
+
 def _class_folders(
     root: Path, parse, exclude: set[str], problems: list[tuple[str, str]]
 ) -> tuple[list[tuple[str, Path]], list[str]]:
@@ -133,13 +141,7 @@ def _class_folders(
     that lead outside the tree or to a folder holding it go to `problems`."""
     folders: list[tuple[str, Path]] = []
     ignored: list[str] = []
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if is_hidden(entry.name):
-            continue
-        try:
-            is_dir = entry.is_dir()
-        except OSError:
-            is_dir = False
+    for entry, is_dir in _listing(root):
         if not is_dir:
             ignored.append(entry.name)
             continue
