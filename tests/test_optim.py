@@ -163,3 +163,30 @@ def test_unknown_optimizer_option_names_the_ones_it_takes(name: str) -> None:
     refused = rf"optimizer '{name}' .* does not take option\(s\) betaz; it takes: weight_decay, "
     with pytest.raises(UsageError, match=refused):
         entry.build([nn.Parameter(torch.zeros(1))], options={"betaz": 1}, lr=0.1)
+
+
+@pytest.mark.parametrize(("name", "option", "value", "words"), [
+    ("sgd", "dampening", -1e30, r"option dampening must be a finite number in \[0, 1\], not -1e\+30"),
+    ("sgd", "momentum", 1.5, r"option momentum must be a finite number in \[0, 1\], not 1.5"),
+    ("rmsprop", "momentum", float("nan"), r"option momentum must be a finite number in \[0, 1\], not nan"),
+    ("adam", "betas", [0.9, 1.0], r"option betas must be a finite number in \[0, 1\), not 1.0"),
+    ("adamw", "betas", [0.9], r"option betas must be two numbers in \[0, 1\), not \[0.9\]"),
+    ("adamw", "eps", 0, r"option eps must be a finite number in \(0, inf\), not 0"),
+    ("rmsprop", "alpha", "high", r"option alpha must be a finite number in \[0, 1\], not 'high'"),
+    ("adam", "amsgrad", "yes", r"option amsgrad must be true or false, not 'yes'"),
+])
+def test_built_in_optimizer_options_out_of_range_are_one_usage_line(name: str, option: str, value: object,
+                                                                    words: str) -> None:
+    """torch would take these and train on nonsense: refused before any step, naming option and range."""
+    entry = registry("optimizers").entry(name)
+    with pytest.raises(UsageError, match=rf"^optimizer '{name}' {words}$"):
+        entry.build([nn.Parameter(torch.zeros(1))], options={option: value}, lr=0.1)
+
+
+def test_in_range_edges_are_accepted() -> None:
+    entry = registry("optimizers").entry("sgd")
+    opt = entry.build([nn.Parameter(torch.zeros(1))], options={"momentum": 1, "dampening": 0.0}, lr=0.1)
+    assert opt.param_groups[0]["momentum"] == 1.0
+    adam = registry("optimizers").entry("adam").build([nn.Parameter(torch.zeros(1))], options={"betas": [0, 0.5]},
+                                                      lr=0.1)
+    assert adam.param_groups[0]["betas"] == (0.0, 0.5)
