@@ -60,6 +60,14 @@ def evaluate_checkpoint(
     source = open_data(restored, data)
     split_name = choose_split(source, split)
     where = data if data is not None else str(restored.data_spec)
+    same_data = data is None or data == restored.data_spec
+    if same_data and split_name != "train" and split_name in restored.trained_on:
+        # reopening the data holds the split out again, but training had given it back to train
+        raise UsageError(
+            f"{path} was trained on the {split_name} split of {where} (it was given back to train: "
+            f"--val-split {restored.state['data'].get('val_split') or 'none'}); scoring it would measure "
+            "memory, not accuracy: choose another --split, or pass --split train to score training images"
+        )
     mapping = label_map(restored.classes, source.classes, path, where)
     split_obj = source.split(split_name)
     if len(split_obj) == 0:

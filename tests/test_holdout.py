@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +76,26 @@ def test_array_and_processed_sources_record_what_they_hold_out(tmp_path: Path) -
     assert cifar.held_out["val"].count == 10 and "val_split=0.2" in cifar.held_out["val"].why
     assert not open_source("cifar10", root=tmp_path).held_out
     assert cifar.describe("train") == "40 train (data_batch_1..5)" and cifar.describe("test") == "10 test (test_batch)"
+
+
+def test_test_refuses_a_split_that_training_gave_back_to_train(train_test: Path, tmp_path: Path) -> None:
+    """After `train --val-split none` the held-out val images were trained on: reopening the data would hold
+    them out again, so `test --split val` would score memory. The checkpoint records it; test refuses."""
+    from helpers_cli import one_error_line
+    from helpers_train import run_engine
+    from typer.testing import CliRunner
+
+    from resnetcli.cli import app
+    from resnetcli.engine.checkpoint import load_checkpoint
+
+    run = tmp_path / "run"
+    run_engine(train_test, run, val_split="none", epochs=1, max_steps=1)
+    last = run / "checkpoints" / "last.pt"
+    assert load_checkpoint(last)["data"]["trained_on"] == ["train", "val"]
+    runner = CliRunner()
+    line = one_error_line(runner.invoke(app, ["test", str(run), "--split", "val"]), 2)
+    assert str(last) in line and "trained on the val split" in line and "--val-split none" in line
+    scored = runner.invoke(app, ["test", str(run), "--output", str(tmp_path / "eval")])  # test/ was never trained on
+    assert scored.exit_code == 0, scored.output
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert (metrics["split"], metrics["samples"]) == ("test", 6)

@@ -172,6 +172,8 @@ class Source:
         self._splits = dict(splits)
         #: split name -> how it was held out of another split
         self.held_out: dict[str, HeldOut] = {h.split: h for h in held_out}
+        #: held-out splits give_back returned to the split they came from (their images are trained on)
+        self.given_back: list[str] = []
         #: split name -> where its images are read from ('train/', 'test.csv', 'test_batch'), for messages
         self.origins: dict[str, str] = dict(origins or {})
 
@@ -237,6 +239,7 @@ class Source:
         other = copy.copy(self)
         other._splits = splits
         other.held_out = {k: h for k, h in self.held_out.items() if h not in back}
+        other.given_back = [*self.given_back, *(h.split for h in back)]
         return other
 
     def __repr__(self) -> str:

@@ -67,6 +67,9 @@ class DataInfo(BaseModel):
     augment: str | None = None
     train_size: Count | None = None
     val_split: str | None = None
+    #: the splits whose images were trained on: train, plus held-out splits given back (--val-split none);
+    #: `test` refuses to score these (None: a checkpoint from before this was recorded)
+    trained_on: list[str] | None = None
 
 
 class ConfigView(BaseModel):

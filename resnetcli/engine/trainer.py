@@ -219,7 +219,7 @@ def build_run(prepared: Prepared, dist: D.DistInfo, device: torch.device,
         normalization=normalization, freeze=plan,
         data_info={"source": data.source.name, "spec": config.data, "image_size": config.image_size,
                    "channels": data.source.channels, "augment": config.augment, "train_size": len(data.train),
-                   "val_split": data.val_name},
+                   "val_split": data.val_name, "trained_on": ["train", *data.source.given_back]},
     )
     practices = build_practices(state, data.train.labels, device)  # --ema, --early-stop, --class-weights
     if prepared.resume_state is not None:

@@ -38,6 +38,8 @@ class Restored:
     data_spec: str | None
     data_options: dict[str, Any]
     state: dict[str, Any] = field(repr=False)
+    #: splits whose images training used (the checkpoint's data.trained_on; empty when not recorded)
+    trained_on: list[str] = field(default_factory=list)
 
 
 def build_network(arch: dict[str, Any], path: Path) -> nn.Module:
@@ -84,7 +86,7 @@ def restore(path: str | os.PathLike[str], device: torch.device | str = "cpu") ->
         aug_options=dict(config.get("aug_options") or {}),
         data_spec=data.get("spec") or config.get("data") or data.get("source"),
         data_options=dict(config.get("data_options") or {}),
-        state=state,
+        state=state, trained_on=list(data.get("trained_on") or []),
     )
 
 
