@@ -70,7 +70,7 @@ def sgd_nesterov(
     params: Params, *, lr: float, weight_decay: float = 0.0, momentum: float = 0.9, dampening: float = 0.0
 ) -> torch.optim.Optimizer:
     """SGD with Nesterov momentum (0.9 by default), seed 002's optimizer."""
-    return torch.optim.SGD(params, nesterov=True, **_checked("sgd_nesterov", lr=lr, weight_decay=weight_decay,
+    return torch.optim.SGD(params, nesterov=True, **_checked("sgd-nesterov", lr=lr, weight_decay=weight_decay,
                                                              momentum=momentum, dampening=dampening))
 
 
