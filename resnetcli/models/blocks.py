@@ -36,14 +36,26 @@ class _Block(nn.Module):
 
     #: pre-activation blocks normalise their input themselves, so the network adds a final BN-act
     preact: bool = False
+    se: nn.Module | None  # set by each block: squeeze-excite on the residual branch, or None
 
     def __init__(self, downsample: nn.Module | None, residual: bool) -> None:
         super().__init__()
         self.downsample = downsample
         self.residual = residual
 
-    def _shortcut(self, x: torch.Tensor) -> torch.Tensor:
-        return x if self.downsample is None else self.downsample(x)
+    def _add(self, out: torch.Tensor, x: torch.Tensor, shortcut_input: torch.Tensor | None = None) -> torch.Tensor:
+        """The residual branch `out` (squeeze-excited when the block has SE) plus the shortcut.
+
+        The shortcut is `x`, or the downsampled `shortcut_input` (pre-act blocks pass their pre-activated
+        input) or `x`; with residual=False there is no shortcut.
+        """
+        if self.se is not None:
+            out = self.se(out)
+        if not self.residual:
+            return out
+        if self.downsample is None:
+            return out + x
+        return out + self.downsample(x if shortcut_input is None else shortcut_input)
 
     def zero_init_last(self) -> None:
         """Start the residual branch at zero so each block begins as the identity (Goyal et al. 2017)."""
@@ -81,11 +93,7 @@ class BasicBlock(_Block):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        if self.se is not None:
-            out = self.se(out)
-        if self.residual:
-            out = out + self._shortcut(x)
-        return self.act2(out)
+        return self.act2(self._add(out, x))
 
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.bn2.weight)
@@ -129,11 +137,7 @@ class Bottleneck(_Block):
         out = self.act1(self.bn1(self.conv1(x)))
         out = self.act2(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        if self.se is not None:
-            out = self.se(out)
-        if self.residual:
-            out = out + self._shortcut(x)
-        return self.act3(out)
+        return self.act3(self._add(out, x))
 
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.bn3.weight)
@@ -178,11 +182,7 @@ class PreActBasicBlock(_Block):
         pre = self.act1(self.bn1(x))
         out = self.conv1(pre)
         out = self.conv2(self.act2(self.bn2(out)))
-        if self.se is not None:
-            out = self.se(out)
-        if self.residual:
-            out = out + (x if self.downsample is None else self.downsample(pre))
-        return out
+        return self._add(out, x, pre)
 
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.conv2.weight)
@@ -226,11 +226,7 @@ class PreActBottleneck(_Block):
         out = self.conv1(pre)
         out = self.conv2(self.act2(self.bn2(out)))
         out = self.conv3(self.act3(self.bn3(out)))
-        if self.se is not None:
-            out = self.se(out)
-        if self.residual:
-            out = out + (x if self.downsample is None else self.downsample(pre))
-        return out
+        return self._add(out, x, pre)
 
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.conv3.weight)
