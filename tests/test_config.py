@@ -33,6 +33,8 @@ BAD_NUMBERS: dict[str, list[str]] = {
     "cutmix": ["-1", "nan", "inf", "1e30"],
     "image_size": ["0", "-1", "4", "nan", "1e30", "100000"],
     "checkpoint_every": ["-1", "nan", "1e30"],
+    "checkpoint_every_steps": ["0", "-1", "nan", "1e30"],
+    "checkpoint_every_minutes": ["0", "-1", "nan", "inf", "1e30"],
     "max_steps": ["0", "-1", "nan", "1e30"],
     "seed": ["-1", "nan", "1e30"],
     "workers": ["-1", "65", "nan", "1e30"],
