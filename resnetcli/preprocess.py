@@ -90,10 +90,8 @@ def _init_worker(settings: dict[str, Any], in_pool: bool = True) -> None:
         # which must end them quietly
         for sig in TERMINATION_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
-        import cv2
-
-        # the pool already keeps every core busy: OpenCV's own threads would only compete with the other workers
-        cv2.setNumThreads(1)
+        # No cv2.setNumThreads(1) here: in a worker forked from a parent whose OpenCV thread pool already ran
+        # (a test process, or any caller that resized before), it waits forever on the parent's pool threads.
     _STATE.clear()
     _STATE.update(settings)
     if settings.get("source_spec") is not None:

@@ -296,3 +296,24 @@ def test_processed_folder_caps_the_training_size_at_the_written_side(tmp_path: P
     report.pop("smaller_side")
     (tmp_path / "p" / "report.json").write_text(json.dumps(report))
     assert open_source(tmp_path / "p").image_size == 16
+
+
+def test_workers_forked_after_the_parent_used_opencv_threads_finish(tmp_path: Path) -> None:
+    """A parent whose OpenCV thread pool already ran (as in a test process) still gets its workers' results."""
+    import subprocess
+    import sys
+
+    make_image_folder(tmp_path / "images", classes=2, n_per_class=6, size=(40, 30))
+    script = (
+        "import cv2, numpy as np, sys\n"
+        "cv2.resize(np.zeros((2000, 2000, 3), np.uint8), (999, 999), interpolation=cv2.INTER_AREA)\n"
+        "from resnetcli.cli import main\n"
+        "sys.argv = ['resnetcli', 'preprocess', '--input', sys.argv[1], '--output', sys.argv[2], '--size', '16',"
+        " '--workers', '2']\n"
+        "main()\n"
+    )
+    # the timeout only guards against the deadlock this test is about; it asserts no duration
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "images"), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "train.csv").is_file()
