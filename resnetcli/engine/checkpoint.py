@@ -128,13 +128,21 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def non_finite_weight(weights: dict[str, torch.Tensor]) -> str | None:
+    """The name of the first floating-point tensor holding NaN or infinity, or None when all are finite."""
+    for name, tensor in weights.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return name
+    return None
+
+
 def _finite(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A state_dict with weights, all finite (a diverged run's NaNs never replace a good checkpoint)."""
     if not weights:
         raise ValueError("holds no weights")
-    for name, tensor in weights.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise ValueError(f"weight {name} holds NaN or infinite values (the training diverged)")
+    bad = non_finite_weight(weights)
+    if bad is not None:
+        raise ValueError(f"weight {bad} holds NaN or infinite values (the training diverged)")
     return weights
 
 

@@ -258,6 +258,14 @@ class NonFiniteLoss(TrainingError):
         self.value = value
 
 
+class NonFiniteWeights(TrainingError):
+    """A weight or BatchNorm statistic became NaN or infinite while the loss still looked finite."""
+
+    def __init__(self, epoch: int, name: str) -> None:
+        super().__init__(f"the model's {name} became NaN or infinite in epoch {epoch}")
+        self.epoch = epoch
+
+
 @torch.inference_mode()
 def evaluate(stepper: Stepper, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, Any]:
     """Validation loss (plain cross-entropy), top-1 and top-k accuracy in percent, over all ranks.

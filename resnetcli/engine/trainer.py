@@ -32,6 +32,7 @@ from resnetcli.engine.callbacks import (
     Plot,
     ProgressBar,
 )
+from resnetcli.engine.checkpoint import non_finite_weight
 from resnetcli.engine.config import TrainConfig, replace
 from resnetcli.engine.data import (
     AugmentedSplit,
@@ -44,7 +45,7 @@ from resnetcli.engine.data import (
 from resnetcli.engine.device import choose_precision
 from resnetcli.engine.freeze import FreezePlan, parse_stages
 from resnetcli.engine.imbalance import BalancedSampler
-from resnetcli.engine.loop import NonFiniteLoss, Stepper, amp_settings, evaluate, train_epoch
+from resnetcli.engine.loop import NonFiniteLoss, NonFiniteWeights, Stepper, amp_settings, evaluate, train_epoch
 from resnetcli.engine.memory import memory_loaders
 from resnetcli.engine.partial import EpochProgress, MidEpochPolicy, check_supported, with_lr
 from resnetcli.engine.practices import build_practices
@@ -136,12 +137,15 @@ def fit(state: TrainState, stepper: Stepper, loaders: dict[str, Any], callbacks:
                                                                                            with_lr(snap, lr)))
             training_seconds = time.perf_counter() - began
             val = evaluate(stepper, loaders["val"]) if loaders["val"] is not None else {}
+            bad = non_finite_weight(state.model.state_dict())
+            if bad is not None:  # checked before any checkpoint could replace a good one
+                raise NonFiniteWeights(epoch, bad)
             lr_end = state.schedule.lr()
             state.schedule.step_epoch(val)
             row = end_epoch(state, epoch, result, val, lr=(lr_start, lr_end),
                             seconds=(training_seconds, time.perf_counter() - began))
             callbacks.on_epoch_end(state, row)
-    except NonFiniteLoss as exc:
+    except (NonFiniteLoss, NonFiniteWeights) as exc:
         raise TrainingError(
             f"{exc}; training stopped. {state.layout.last} (epoch {state.epoch}) is the "
             f"last good checkpoint. Lower --lr (it was {config.lr}), add warm-up (--warmup-epochs) or set "
