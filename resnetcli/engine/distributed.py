@@ -111,8 +111,14 @@ def pick_device(name: str, info: DistInfo) -> torch.device:
     return torch.device("cuda", index)
 
 
-def shutdown() -> None:
+def shutdown(*, finished: bool = False) -> None:
+    """Leave the process group; after a finished run, only once every rank is done with it."""
     if dist.is_available() and dist.is_initialized():
+        if finished:
+            # a rank that tears gloo down while a peer is still in its last collective can make that peer
+            # abort at exit ("terminate called without an active exception"); after a failure a peer may be
+            # gone, so no barrier then
+            dist.barrier()
         dist.destroy_process_group()
 
 

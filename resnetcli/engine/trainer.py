@@ -89,9 +89,11 @@ def train(prepared: Prepared) -> TrainResult:
     prepared.speed.append(precision.reason)
     amp = amp_settings(precision.amp, precision.amp_dtype, device)
     D.init(dist, device, prepared.config.dist_timeout)
+    finished = False
     try:
         state, stepper, loaders, callbacks, saver = build_run(prepared, dist, device, amp)
         fit(state, stepper, loaders, callbacks)
+        finished = True
     except RuntimeError as exc:
         lost = D.lost_peer(exc, dist)  # another rank died: one line, not the autograd engine's traceback
         if lost is None:
@@ -100,7 +102,7 @@ def train(prepared: Prepared) -> TrainResult:
     finally:
         close_logging()
         lock.release()
-        D.shutdown()
+        D.shutdown(finished=finished)
     return TrainResult(run_dir=state.run_dir if dist.main else None, epochs_run=state.epoch - state.start_epoch,
                        best_epoch=state.best_epoch, best_metric=state.best_metric, last=state.last_row,
                        seconds=time.perf_counter() - started, checkpoints=saver.saved,
