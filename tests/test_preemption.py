@@ -77,7 +77,7 @@ def _alive(pid: int) -> bool:
 def test_a_second_writer_is_refused_in_one_line_and_kill_9_leaves_no_stale_lock(
         forker: Forker, setup: dict[str, Any]) -> None:
     root, run = setup["root"], setup["root"] / "locked"
-    argv = setup["argv"] + ["--epochs", "200", "--workers", "0", "--output", str(run)]
+    argv = setup["argv"] + ["--epochs", "100000", "--workers", "0", "--output", str(run)]
     first = forker.start(argv, root / "first.log")
     try:
         _wait_for(lambda: lock.holder(RunLayout(run)) is not None, "the first run to lock its folder")
@@ -109,7 +109,7 @@ def test_sigterm_and_sighup_end_training_like_ctrl_c(forker: Forker, setup: dict
     """A resumable last.pt, one line saying how to resume (also in train.log), the documented exit code, and
     no DataLoader worker left behind."""
     root, run = setup["root"], setup["root"] / name
-    argv = setup["argv"] + ["--epochs", "200", "--workers", "2", "--no-in-memory", "--output", str(run)]
+    argv = setup["argv"] + ["--epochs", "100000", "--workers", "2", "--no-in-memory", "--output", str(run)]
     err = root / f"{name}.err"
     pid = forker.start(argv, root / f"{name}.log", err=err)
     try:
