@@ -4,6 +4,11 @@ Inside `interrupt_on_termination()` those signals raise `Terminated`, a Keyboard
 `except KeyboardInterrupt` / `finally` that cleans up after Ctrl-C cleans up after them too. The CLI boundary
 exits with 128 + the signal's number (143 for SIGTERM, 129 for SIGHUP), as a shell reports a process the
 signal killed; Ctrl-C stays 130.
+
+A signal that arrives inside `hold()` (a DataLoader handing a batch over: `held()`) is raised when the block
+ends, not in the middle of it: an exception raised inside the main process's half of the file-descriptor
+hand-over with a worker cuts the connection, and the worker prints that as a traceback. A second signal
+while one is held is raised at once, so a hung block can still be stopped.
 """
 
 from __future__ import annotations
@@ -11,11 +16,14 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from types import FrameType
+from typing import TypeVar
 
 #: the signals treated like Ctrl-C (SIGHUP does not exist on Windows)
 TERMINATION_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+T = TypeVar("T")
 
 
 class Terminated(KeyboardInterrupt):
@@ -27,27 +35,75 @@ class Terminated(KeyboardInterrupt):
         self.exit_code = 128 + signum
 
 
-def _raise(signum: int, frame: FrameType | None) -> None:
-    # once is enough: a second signal during the clean-up must not interrupt the clean-up itself
+class _State:
+    installed = False  # inside interrupt_on_termination(): hold() defers only where our handler runs
+    holding = 0
+    pending: int | None = None
+
+
+def _stop(signum: int) -> None:
+    # once is enough: a second termination signal during the clean-up must not interrupt the clean-up itself
     for sig in TERMINATION_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise Terminated(signum)
+
+
+def _handle(signum: int, frame: FrameType | None) -> None:
+    if _State.holding and _State.pending is None:
+        _State.pending = signum
+        return
+    held, _State.pending = _State.pending, None
+    _stop(held if held is not None else signum)  # the first signal is the one the process was asked to stop by
 
 
 @contextlib.contextmanager
 def interrupt_on_termination() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGHUP raise Terminated (main thread only; elsewhere a no-op)."""
-    if threading.current_thread() is not threading.main_thread():
+    """Within the block, SIGTERM and SIGHUP raise Terminated and Ctrl-C KeyboardInterrupt, each deferred to the
+    end of a `hold()` (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread() or _State.installed:
         yield
         return
-    previous = {sig: signal.getsignal(sig) for sig in TERMINATION_SIGNALS}
-    for sig in TERMINATION_SIGNALS:
-        signal.signal(sig, _raise)
+    handled = (signal.SIGINT, *TERMINATION_SIGNALS)
+    previous = {sig: signal.getsignal(sig) for sig in handled}
+    for sig in handled:
+        signal.signal(sig, _handle)
+    _State.installed, _State.pending = True, None
     try:
         yield
     finally:
+        _State.installed, _State.pending = False, None
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def hold() -> Iterator[None]:
+    """Defer a signal that arrives inside the block to its end (see the module's doc)."""
+    _State.holding += 1
+    try:
+        yield
+    finally:
+        _State.holding -= 1
+    if not _State.holding and _State.pending is not None:
+        signum, _State.pending = _State.pending, None
+        _stop(signum)
+
+
+_END = object()
+
+
+def held(iterable: Iterable[T]) -> Iterator[T]:
+    """`iterable`'s items, each fetched inside `hold()`."""
+    with hold():
+        iterator = iter(iterable)
+    while True:
+        with hold():
+            item = next(iterator, _END)
+        if item is _END:
+            return
+        yield item  # type: ignore[misc]
 
 
 def exit_code(exc: KeyboardInterrupt) -> int:

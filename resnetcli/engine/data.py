@@ -9,7 +9,6 @@ sample index), whichever loader worker (or none) loads it.
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from torch.utils.data.distributed import DistributedSampler
 from resnetcli.data.source import Source
 from resnetcli.engine.rng import batch_seed, seed_transform, worker_init
 from resnetcli.errors import DataError
+from resnetcli.signals import held
 
 
 class AugmentedSplit(Dataset):
@@ -88,17 +88,11 @@ class ShardSampler(Sampler[int]):
         return len(self.indices)
 
 
-def _quiet_lost_connection(args: threading.ExceptHookArgs) -> None:
-    # a worker handing a batch to a main process that is stopping (Ctrl-C, SIGTERM: resnetcli/signals.py) sees
-    # the connection reset in multiprocessing's fd-sharing thread; the main process reports the interruption
-    if args.exc_type is not None and issubclass(args.exc_type, ConnectionError):
-        return
-    threading.__excepthook__(args)
+class Loader(DataLoader):
+    """A DataLoader whose batch hand-over a stop signal never cuts (resnetcli/signals.py: held)."""
 
-
-def _start_worker(worker_id: int) -> None:
-    threading.excepthook = _quiet_lost_connection
-    worker_init(worker_id)
+    def __iter__(self) -> Iterator[Any]:
+        return held(super().__iter__())
 
 
 def make_loader(
@@ -107,9 +101,9 @@ def make_loader(
 ) -> DataLoader:
     # its own generator: the workers' base seed must not be drawn from the global torch generator, which
     # would then be consumed once per epoch without workers but once per run with persistent ones
-    return DataLoader(
+    return Loader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=pin_memory,
-        drop_last=drop_last, persistent_workers=workers > 0, worker_init_fn=_start_worker if workers else None,
+        drop_last=drop_last, persistent_workers=workers > 0, worker_init_fn=worker_init if workers else None,
         prefetch_factor=4 if workers > 0 else None, generator=torch.Generator().manual_seed(0),
     )
 

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from resnetcli.engine.data import Loader
 from resnetcli.inference.metrics import Tally
 
 
@@ -62,7 +63,7 @@ def run_model(
     device = torch.device(device)
     # channels_last is what oneDNN and cuDNN run fastest; the result is the same
     model = model.to(device).to(memory_format=torch.channels_last).eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+    loader = Loader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
                         pin_memory=device.type == "cuda", collate_fn=collate_fn)
     all_probs: list[torch.Tensor] = []
     all_targets: list[torch.Tensor] = []

@@ -1,0 +1,97 @@
+"""Stop signals (resnetcli/signals.py): raised at once, except inside `hold()`, where they wait for its end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from resnetcli.engine.data import Loader
+from resnetcli.signals import Terminated, hold, interrupt_on_termination
+
+
+def _deliver(signum: int) -> None:
+    os.kill(os.getpid(), signum)
+    time.sleep(0.05)  # Python runs the handler at the next bytecode boundary of the main thread
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_outside_a_hold_a_termination_signal_raises_at_once(signum: int) -> None:
+    with interrupt_on_termination(), pytest.raises(Terminated) as info:
+        _deliver(signum)
+        pytest.fail("not interrupted")
+    assert info.value.exit_code == 128 + signum
+
+
+@pytest.mark.parametrize(("signum", "raised"), [(signal.SIGTERM, Terminated), (signal.SIGHUP, Terminated),
+                                                (signal.SIGINT, KeyboardInterrupt)])
+def test_inside_a_hold_a_signal_waits_for_its_end(signum: int, raised: type[BaseException]) -> None:
+    finished = False
+    with interrupt_on_termination(), pytest.raises(raised):
+        with hold():
+            _deliver(signum)
+            finished = True
+        pytest.fail("the held signal was not raised at the end of the hold")
+    assert finished
+
+
+def test_a_second_signal_while_one_is_held_raises_at_once() -> None:
+    with interrupt_on_termination(), pytest.raises(Terminated) as info:
+        with hold():
+            _deliver(signal.SIGHUP)
+            _deliver(signal.SIGINT)  # a hung block can still be stopped
+            pytest.fail("the second signal waited")
+    assert info.value.signum == signal.SIGHUP
+
+
+def test_handlers_are_restored_and_nothing_stays_held() -> None:
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    with pytest.raises(Terminated), interrupt_on_termination():
+        _deliver(signal.SIGTERM)
+    assert {sig: signal.getsignal(sig) for sig in before} == before
+    with hold():  # outside interrupt_on_termination a hold defers nothing and raises nothing
+        pass
+
+
+class _Gated(Dataset):
+    """Item 0 waits for `go`, then marks `done`: the test controls when the worker hands the batch over."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if index == 0:
+            while not (self.root / "go").exists():
+                time.sleep(0.01)
+            (self.root / "done").touch()
+        return torch.zeros(3, 8, 8)
+
+
+def test_a_signal_during_a_worker_hand_over_is_raised_after_the_batch_arrived(tmp_path: Path) -> None:
+    """The hand-over is where an exception in the main process cut a worker's fd-sharing connection (a
+    traceback from multiprocessing/resource_sharer.py in a SIGTERM-ed training's stderr)."""
+    loader = Loader(_Gated(tmp_path), batch_size=2, num_workers=1)
+
+    def stop_then_release() -> None:
+        time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)  # while the main thread waits for the first batch
+        time.sleep(0.5)
+        (tmp_path / "go").touch()
+
+    batches = []
+    with interrupt_on_termination(), pytest.raises(Terminated):
+        iterator = iter(loader)
+        threading.Thread(target=stop_then_release, daemon=True).start()
+        for batch in iterator:
+            batches.append(batch)
+    assert (tmp_path / "done").exists()  # raised once the batch had arrived, not while it was on its way
+    assert batches == []  # and before the loop's body ran on it
