@@ -355,6 +355,21 @@ def test_processed_csv_bad_class_id(tmp_path: Path) -> None:
         open_source(tmp_path / "p")
 
 
+@pytest.mark.parametrize("stats, pattern", [
+    ('{"mean": [], "std": []}', "0 values; expected 1"),
+    ('{"mean": [1, 2], "std": [1, 2]}', "2 values; expected 1"),
+    ('{"mean": [1, 2, 3], "std": [0, 1, 1]}', "finite and positive"),
+    ('{"mean": [1, 2, 3], "std": [-1, 1, 1]}', "finite and positive"),
+    ('{"mean": [1, 2, 3], "std": [1e400, 1, 1]}', "finite and positive"),
+    ('{"mean": [NaN, 2, 3], "std": [1, 1, 1]}', "finite and positive"),
+])
+def test_processed_stats_that_cannot_normalize_are_one_data_error(tmp_path: Path, stats: str, pattern: str) -> None:
+    # were a ValueError traceback (wrong count) or training on inf/NaN inputs (zero, negative or infinite std)
+    write_processed(tmp_path / "p", ["train/img0.jpg,0", "train/img1.jpg,1"], stats)
+    with pytest.raises(DataError, match=rf"rgb_val\.json: .*{pattern}"):
+        open_source(tmp_path / "p")
+
+
 def test_processed_symlink_escaping_the_root_is_refused(tmp_path: Path) -> None:
     Image.new("RGB", (4, 4)).save(tmp_path / "secret.jpg")
     write_processed(tmp_path / "p", ["train/link.jpg,0"])

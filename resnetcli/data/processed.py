@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -119,8 +120,15 @@ def read_stats(path: Path) -> tuple[tuple[float, ...] | None, tuple[float, ...] 
         std = tuple(float(v) / 255.0 for v in data["std"]) if "std" in data else None
     except (KeyError, TypeError, ValueError):
         raise DataError(f"{path}: expected per-channel 'mean' and 'std' (0-255 scale)") from None
+    if len(mean) not in (1, 3):
+        raise DataError(f"{path}: 'mean' has {len(mean)} values; expected 1 (gray) or 3 (RGB)")
     if std is not None and len(std) != len(mean):
         raise DataError(f"{path}: 'mean' has {len(mean)} values but 'std' has {len(std)}")
+    # training divides by std: a zero, negative or non-finite value would train on inf/NaN inputs
+    if not all(math.isfinite(v) for v in mean) or (std is not None and not all(
+            math.isfinite(v) and v > 0 for v in std)):
+        raise DataError(f"{path}: 'mean' must be finite and 'std' finite and positive, got {data.get('mean')} / "
+                        f"{data.get('std')}; run `resnetcli preprocess` again")
     return mean, std, len(mean)
 
 
