@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import colorsys
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 from PIL import Image
+
+if TYPE_CHECKING:
+    from helpers_forker import Forker
 
 
 def class_image(class_index: int, num_classes: int, size: tuple[int, int], seed: int) -> np.ndarray:
@@ -72,3 +76,23 @@ def image_folder(tmp_path: Path) -> Path:
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """What resnetcli remembers between runs (files that passed the header check) goes to a temporary folder."""
     os.environ["RESNETCLI_CACHE"] = str(tmp_path_factory.mktemp("resnetcli-cache"))
+
+
+@pytest.fixture(scope="session")
+def forker() -> Forker:
+    """The fork server of the tests that run `resnetcli` as real child processes (tests/helpers_forker.py)."""
+    from helpers_forker import shared_forker  # imports torch: only for the tests that ask for it
+
+    return shared_forker()
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """torch on one thread for a module (`pytestmark = pytest.mark.usefixtures("one_thread")`): deep nets on tiny
+    inputs are dominated by thread start-up; one thread is much faster on a busy 2-core box."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -12,43 +12,30 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers_forker import Forker, shared_forker
+from helpers_forker import Forker
+from helpers_kill import EXACT, assert_same_run, straight_run, train_argv
 from helpers_train import write_images
-from test_reliability_kill import assert_same_run
 
 from resnetcli.engine.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
 SEED = 20261124
-EPOCHS = 8  # what assert_same_run expects
-
-
-@pytest.fixture(scope="module")
-def forker() -> Forker:
-    return shared_forker()
+EPOCHS = 8
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("mid_epoch")
     images = write_images(root / "images", classes=2, per_class=8, size=8)
-    config = root / "quiet.yaml"
-    config.write_text("tensorboard: false\nplot: false\n")
     # mixup: the epoch's own generators must be restored too; 7 batches an epoch, a checkpoint after every 2
-    argv = ["train", "--data", str(images), "--arch", "cifar_resnet", "--arch-option", "depth=8",
-            "--arch-option", "width=2", "--epochs", str(EPOCHS), "--batch-size", "2", "--workers", "0",
-            "--device", "cpu", "--image-size", "8", "--augment", "cifar", "--scheduler", "cosine",
-            "--optimizer", "sgd-nesterov", "--mixup", "0.4", "--seed", "1", "--no-amp", "--log-level", "WARNING",
-            "--config", str(config), "--checkpoint-every-steps", "2", "--resume", "auto"]
+    argv = train_argv(root, images, "--epochs", str(EPOCHS), *EXACT, "--mixup", "0.4", "--no-amp",
+                      "--checkpoint-every-steps", "2")
     return {"root": root, "argv": argv}
 
 
 @pytest.fixture(scope="module")
 def baseline(forker: Forker, setup: dict[str, Any]) -> dict[str, Any]:
-    run = setup["root"] / "straight"
-    result = forker.run(setup["argv"] + ["--output", str(run)], setup["root"] / "straight.log")
-    assert result["status"] == 0, (setup["root"] / "straight.log").read_text()[-3000:]
-    return {"run": run, "seconds": result["seconds"]}
+    return straight_run(forker, setup)
 
 
 def test_kill_9_inside_epochs_then_resume_auto_matches_an_uninterrupted_run(
@@ -74,7 +61,7 @@ def test_kill_9_inside_epochs_then_resume_auto_matches_an_uninterrupted_run(
         if last.is_file() and load_checkpoint(last).get("partial_epoch"):
             inside += 1
     assert inside >= 3, f"seed {SEED}: only {inside} resumes started inside an epoch: {statuses}"
-    assert_same_run(run, baseline["run"])
+    assert_same_run(run, baseline["run"], EPOCHS)
 
 
 def test_a_mid_epoch_checkpoint_records_where_the_epoch_got(forker: Forker, setup: dict[str, Any],
