@@ -164,3 +164,18 @@ def test_test_with_report_writes_the_page_into_the_run(trained: TrainedRun, tmp_
     assert result.exit_code == 0, result.output
     text, page = _parse(run / "report.html")
     assert "never tested" not in text and {sid for sid, _ in SECTIONS} <= page.ids
+
+
+def test_test_with_report_shows_the_evaluation_it_just_wrote(trained: TrainedRun, tmp_path: Path) -> None:
+    """--output elsewhere and another split: the page shows that result, not the run's older eval_test."""
+    run = tmp_path / "run"
+    shutil.copytree(trained.run, run, ignore=shutil.ignore_patterns("eval_*", "report.html"))
+    runner = CliRunner()
+    assert runner.invoke(app, ["test", str(run), "--device", "cpu", "--workers", "0"]).exit_code == 0
+    elsewhere = tmp_path / "val-eval"
+    result = runner.invoke(app, ["test", str(run), "--split", "val", "--output", str(elsewhere), "--device", "cpu",
+                                 "--workers", "0", "--report"])
+    assert result.exit_code == 0, result.output
+    text, _ = _parse(run / "report.html")
+    assert "<th>split</th><td>val</td>" in text and "val accuracy" in text
+    assert "<th>split</th><td>test</td>" not in text

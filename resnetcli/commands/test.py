@@ -64,4 +64,5 @@ def test_command(
         from resnetcli.report import build_report
         from resnetcli.runs import run_dir_of
 
-        out.print(escape(f"wrote {build_report(run_dir_of(result.checkpoint))}"))
+        # the evaluation just written, wherever --output put it and whatever its split
+        out.print(escape(f"wrote {build_report(run_dir_of(result.checkpoint), eval_dir=result.output)}"))

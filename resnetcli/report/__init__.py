@@ -18,8 +18,13 @@ def build_report(
     output: str | os.PathLike[str] | None = None,
     *,
     runs_dir: str | os.PathLike[str] = "runs",
+    eval_dir: str | os.PathLike[str] | None = None,
 ) -> Path:
-    """Write the report of `run` (default: the latest run under runs_dir) atomically; returns its path."""
+    """Write the report of `run` (default: the latest run under runs_dir) atomically; returns its path.
+
+    `eval_dir` names the evaluation to show (what `test --report` just wrote, wherever --output put it);
+    by default the run's eval_test/, else its newest eval_<split>/.
+    """
     from resnetcli.report.collect import load_run
     from resnetcli.report.page import render
     from resnetcli.report.thumbs import Thumbnails
@@ -36,7 +41,7 @@ def build_report(
             raise CheckpointError(f"run folder {run_dir} does not exist; `ls {runs_dir}` lists the runs")
         if not (run_dir / "config.yaml").is_file() and not (run_dir / "metrics.jsonl").is_file():
             raise CheckpointError(f"{run_dir} is not a run folder (no config.yaml or metrics.jsonl in it)")
-    data = load_run(run_dir)
+    data = load_run(run_dir, eval_dir)
     thumbs = Thumbnails(data.data_spec, data.data_dir, data.eval_split)
     path = Path(output) if output is not None else run_dir / REPORT_NAME
     write_text(path, render(data, thumbs.uri))

@@ -81,8 +81,11 @@ def _data_folder(spec: str, config: dict[str, Any], run_dir: Path) -> Path | Non
     return path if path.is_dir() else None
 
 
-def load_run(run_dir: str | os.PathLike[str]) -> RunData:
-    """Read config.yaml, metrics.jsonl, eval_<split>/ and the data's report.json of a run folder."""
+def load_run(run_dir: str | os.PathLike[str], eval_dir: str | os.PathLike[str] | None = None) -> RunData:
+    """Read config.yaml, metrics.jsonl, eval_<split>/ and the data's report.json of a run folder.
+
+    `eval_dir`: the folder `resnetcli test` just wrote (its --output), instead of the run's own eval_<split>.
+    """
     from resnetcli.options import load_yaml
 
     layout = RunLayout(run_dir)
@@ -99,9 +102,14 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunData:
                 continue  # a line cut by a crash: the rest of the history still shows
             if isinstance(row, dict):
                 data.epochs.append(row)
-    data.eval_split, eval_dir = _eval_dir(layout)
+    if eval_dir is None:
+        data.eval_split, eval_dir = _eval_dir(layout)
+    else:
+        eval_dir = Path(eval_dir)
     if eval_dir is not None:
         data.metrics = _in_percent(_read_json(eval_dir / "metrics.json"))
+        if data.metrics and data.metrics.get("split"):
+            data.eval_split = str(data.metrics["split"])
         pred = eval_dir / "predictions.csv"
         if pred.is_file():
             with open(pred, newline="", encoding="utf-8") as fh:
