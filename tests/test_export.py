@@ -219,3 +219,10 @@ def test_bad_formats_are_refused() -> None:
     assert parse_formats("safetensors,onnx") == ["onnx", "safetensors"]
     result = runner.invoke(app, ["export", "--format", "tflite"])
     assert result.exit_code == 2 and "choose from onnx, torchscript, pt2, safetensors or all" in result.output
+
+
+@pytest.mark.parametrize("tolerance", ["0", "-1", "nan", "inf"])
+def test_a_tolerance_that_is_not_a_positive_finite_number_is_refused(tolerance: str) -> None:
+    result = runner.invoke(app, ["export", "--tolerance", tolerance])
+    assert result.exit_code == 2, result.output
+    assert "--tolerance must be a positive finite number" in result.output

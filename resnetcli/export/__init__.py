@@ -12,6 +12,7 @@ PyTorch's logits, and renamed into place only when the largest difference is wit
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,8 +79,8 @@ def export_checkpoint(
 
     console = console or out
     chosen = parse_formats(formats)
-    if not tolerance > 0:
-        raise UsageError(f"--tolerance must be positive, not {tolerance}")
+    if not (math.isfinite(tolerance) and tolerance > 0):  # inf would keep any file, however wrong
+        raise UsageError(f"--tolerance must be a positive finite number, not {tolerance}")
     check_installed(chosen)
     path = find_checkpoint(run, which, runs_dir)
     restored = restore(path, "cpu")  # refuses unknown architectures and non-finite weights in one line
