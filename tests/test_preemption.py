@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers_forker import Forker, shared_forker
+from helpers_forker import Forker
+from helpers_kill import run_ok, train_argv
 from helpers_train import write_images
 
 from resnetcli.engine import lock
@@ -24,20 +25,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def forker() -> Forker:
-    return shared_forker()
-
-
-@pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("preempt")
     images = write_images(root / "images", classes=2, per_class=8, size=8)
-    config = root / "quiet.yaml"
-    config.write_text("tensorboard: false\nplot: false\n")
-    argv = ["train", "--data", str(images), "--arch", "cifar_resnet", "--arch-option", "depth=8",
-            "--arch-option", "width=2", "--batch-size", "2", "--device", "cpu", "--image-size", "8",
-            "--seed", "1", "--no-amp", "--config", str(config), "--resume", "auto"]
-    return {"root": root, "argv": argv}
+    return {"root": root, "argv": train_argv(root, images, "--no-amp")}
 
 
 def _wait_for(condition: Any, what: str, timeout: float = 120.0) -> None:
@@ -97,9 +88,8 @@ def test_a_second_writer_is_refused_in_one_line_and_kill_9_leaves_no_stale_lock(
         assert forker.wait(first, timeout=60, signal_name="SIGKILL") == -9
     assert RunLayout(run).lock.is_file() and lock.holder(RunLayout(run)) is None  # the kernel dropped it
     done = _last_epoch(run)
-    result = forker.run(setup["argv"] + ["--epochs", str(done + 1), "--workers", "0", "--output", str(run)],
-                        root / "third.log")
-    assert result["status"] == 0, (root / "third.log").read_text()[-3000:]
+    run_ok(forker, setup["argv"] + ["--epochs", str(done + 1), "--workers", "0", "--output", str(run)],
+           root / "third.log")
     assert load_checkpoint(RunLayout(run).last)["epoch"] == done + 1
 
 
@@ -130,9 +120,8 @@ def test_sigterm_and_sighup_end_training_like_ctrl_c(forker: Forker, setup: dict
     assert lock.holder(RunLayout(run)) is None
     done = _last_epoch(run)
     assert done >= 1
-    result = forker.run(setup["argv"] + ["--epochs", str(done + 1), "--workers", "0", "--output", str(run)],
-                        root / f"{name}.resume.log")
-    assert result["status"] == 0, (root / f"{name}.resume.log").read_text()[-3000:]
+    run_ok(forker, setup["argv"] + ["--epochs", str(done + 1), "--workers", "0", "--output", str(run)],
+           root / f"{name}.resume.log")
     rows = [json.loads(line) for line in RunLayout(run).metrics_jsonl.read_text().splitlines()]
     assert [r["epoch"] for r in rows] == list(range(1, done + 2))  # an epoch cut short is redone, not doubled
 
@@ -172,5 +161,4 @@ def test_under_torchrun_sigterm_stops_every_rank_and_rank_0_leaves_a_resumable_r
     assert "resumes exactly" in RunLayout(run).log.read_text(), stderr[-3000:]
     assert lock.holder(RunLayout(run)) is None
     done = _last_epoch(run)
-    result = forker.run(argv + ["--epochs", str(done + 1), "--resume", "auto"], tmp_path / "resume.log")
-    assert result["status"] == 0, (tmp_path / "resume.log").read_text()[-3000:]
+    run_ok(forker, argv + ["--epochs", str(done + 1), "--resume", "auto"], tmp_path / "resume.log")
