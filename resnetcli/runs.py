@@ -1,8 +1,8 @@
 """The run folder: where `train` writes and `test`/`predict`/`train --resume auto` read, written down once.
 
-    RUN/config.yaml  metrics.csv  metrics.jsonl  train.log  plot.png  tensorboard/
+    RUN/config.yaml  metrics.csv  metrics.jsonl  train.log  plot.png  tensorboard/  mlruns/
     RUN/checkpoints/{last,best,epoch_NNN}.pt
-    RUN/eval_<split>/  (what `resnetcli test` writes)
+    RUN/eval_<split>/  export/  report.html  (what `resnetcli test`, `export` and `report` write)
 
 "The latest run" is one rule for every command: the run folder under `runs_dir`, at depth one
 (`runs/<name>`, as `train` writes) or two (`runs/demo/run`, `runs/<project>/<name>`), whose
@@ -59,6 +59,19 @@ class RunLayout:
         return self.run_dir / "tensorboard"
 
     @property
+    def mlruns(self) -> Path:
+        """The mlflow logger's local file store."""
+        return self.run_dir / "mlruns"
+
+    @property
+    def export(self) -> Path:
+        return self.run_dir / "export"
+
+    @property
+    def report(self) -> Path:
+        return self.run_dir / "report.html"
+
+    @property
     def checkpoints(self) -> Path:
         return self.run_dir / "checkpoints"
 
@@ -82,6 +95,13 @@ class RunLayout:
 
     def eval_dir(self, split: str) -> Path:
         return self.run_dir / f"eval_{split}"
+
+    def outputs(self) -> list[Path]:
+        """What a run and the commands that read it write here, which `train --overwrite` deletes: left behind,
+        an old test score, export or MLflow history would be reported as the new run's. Not config.yaml (the new
+        run writes its own) nor the lock (held by the writer that deletes)."""
+        return [self.checkpoints, self.tensorboard, self.mlruns, self.export, self.metrics_csv, self.metrics_jsonl,
+                self.plot, self.log, self.report, *sorted(self.run_dir.glob("eval_*"))]
 
 
 def run_dir_of(checkpoint: str | os.PathLike[str]) -> Path:

@@ -141,3 +141,26 @@ def test_a_resumed_run_continues_its_mlflow_run(data: Path, tmp_path: Path) -> N
     client = MlflowClient(tracking_uri=(run / "mlruns").resolve().as_uri())
     assert [m.step for m in client.get_metric_history(first, "train_loss")] == [1, 2]
     assert client.get_run(first).info.status == "FINISHED"
+
+
+def test_overwrite_leaves_nothing_of_the_old_run_to_be_reported_as_the_new_one(data: Path, tmp_path: Path) -> None:
+    """--overwrite deletes the MLflow store and what test, export and report wrote from the old weights."""
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from resnetcli.runs import RunLayout
+
+    run = tmp_path / "run"
+    layout = RunLayout(run)
+    run_engine(data, run, epochs=1, loggers=["mlflow"])
+    old = (layout.mlruns / "resnetcli_run_id").read_text().strip()
+    for stale in (layout.eval_dir("test") / "metrics.json", layout.export / "model.onnx", layout.report):
+        stale.parent.mkdir(parents=True, exist_ok=True)
+        stale.write_text("the old run's")
+    run_engine(data, run, epochs=1, loggers=["mlflow"], overwrite=True)
+    new = (layout.mlruns / "resnetcli_run_id").read_text().strip()
+    client = MlflowClient(tracking_uri=layout.mlruns.resolve().as_uri())
+    experiment = client.get_experiment_by_name("resnetcli")
+    assert [r.info.run_id for r in client.search_runs([experiment.experiment_id])] == [new] and new != old
+    assert not layout.eval_dir("test").exists() and not layout.export.exists() and not layout.report.exists()
+    assert layout.last.is_file() and layout.config.is_file()

@@ -130,8 +130,8 @@ class TrainConfig:
     name: Annotated[str | None, Field(description="Run name under runs/. Default: <arch>-<timestamp>.")] = None
     resume: Annotated[str | None, Field(description="auto (latest run's last.pt) or a checkpoint path.")] = None
     overwrite: Annotated[bool, Field(description=(
-        "Start over in an --output folder that already holds a run (its checkpoints, metrics and logs are "
-        "deleted)."))] = False
+        "Start over in an --output folder that already holds a run (its checkpoints, metrics, logs and what "
+        "test, export and report wrote from them are deleted)."))] = False
     checkpoint_every: Annotated[int, Field(ge=0, le=_LOTS, description=(
         "Also keep checkpoints/epoch_NNN.pt every N epochs; 0 is off."))] = 0
     checkpoint_every_steps: Annotated[int | None, Field(ge=1, le=_LOTS, description=(

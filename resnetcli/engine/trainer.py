@@ -367,10 +367,11 @@ def run_folder(config: TrainConfig, prepared: Prepared) -> Path:
         if not config.overwrite:
             raise UsageError(f"{run_dir} already holds a run ({layout.last}); continue it with --resume {run_dir}, "
                              "or pass --overwrite to start it over")
-        for folder in (layout.checkpoints, layout.tensorboard):
-            shutil.rmtree(folder, ignore_errors=True)
-        for file in (layout.metrics_csv, layout.metrics_jsonl, layout.plot, layout.log):
-            file.unlink(missing_ok=True)
+        for path in layout.outputs():
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
     layout.checkpoints.mkdir(parents=True, exist_ok=True)
     return run_dir
 

@@ -75,7 +75,7 @@ def export_checkpoint(
     from resnetcli.export.formats import FILENAMES, WRITERS, check_installed
     from resnetcli.inference.restore import eval_pipeline, restore
     from resnetcli.io import atomic_path, write_json
-    from resnetcli.runs import find_checkpoint, run_dir_of
+    from resnetcli.runs import RunLayout, find_checkpoint, run_dir_of
 
     console = console or out
     chosen = parse_formats(formats)
@@ -89,7 +89,7 @@ def export_checkpoint(
     model = restored.model.float().eval()
     with torch.inference_mode():
         expected = model(images).float().numpy()
-    out_dir = Path(output) if output is not None else run_dir_of(path) / "export"
+    out_dir = Path(output) if output is not None else RunLayout(run_dir_of(path)).export
     base = build_card(restored, pipeline)
     console.print(escape(f"exporting {path} ({restored.arch}, {len(restored.classes)} classes, "
                          f"{restored.image_size}px, {restored.channels} channel(s)) to {out_dir}/"))

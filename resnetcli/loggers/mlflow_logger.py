@@ -27,11 +27,16 @@ class MLflowLogger(Callback):
             from mlflow.tracking import MlflowClient
         except ImportError:
             raise UsageError("the mlflow logger needs mlflow: pip install 'resnetcli[mlflow]'") from None
-        self.store = layout.run_dir / "mlruns"
+        self.store = layout.mlruns
         self.id_file = self.store / "resnetcli_run_id"
         # mlflow 3 keeps the file store only on request; a local folder per run needs no database server
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-        self.client = MlflowClient(tracking_uri=self.store.resolve().as_uri())
+        uri = self.store.resolve().as_uri()
+        if not self.store.is_dir():  # mlflow lays a store's folder out once per URI and process, and caches it:
+            from mlflow.store.tracking.file_store import FileStore  # lay it out again after --overwrite deleted it
+
+            FileStore(uri)
+        self.client = MlflowClient(tracking_uri=uri)
         self.run_id: str | None = None
 
     def on_train_start(self, state: TrainState) -> None:

@@ -7,10 +7,7 @@ from pathlib import Path
 
 from resnetcli.errors import CheckpointError
 from resnetcli.io import write_text
-from resnetcli.runs import latest_run
-
-#: the page's name inside the run folder when --output is not given
-REPORT_NAME = "report.html"
+from resnetcli.runs import RunLayout, latest_run
 
 
 def build_report(
@@ -43,6 +40,6 @@ def build_report(
             raise CheckpointError(f"{run_dir} is not a run folder (no config.yaml or metrics.jsonl in it)")
     data = load_run(run_dir, eval_dir)
     thumbs = Thumbnails(data.data_spec, data.data_dir, data.eval_split)
-    path = Path(output) if output is not None else run_dir / REPORT_NAME
+    path = Path(output) if output is not None else RunLayout(run_dir).report
     write_text(path, render(data, thumbs.uri))
     return path
