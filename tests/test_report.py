@@ -179,3 +179,18 @@ def test_test_with_report_shows_the_evaluation_it_just_wrote(trained: TrainedRun
     text, _ = _parse(run / "report.html")
     assert "<th>split</th><td>val</td>" in text and "val accuracy" in text
     assert "<th>split</th><td>test</td>" not in text
+
+
+def test_train_with_report_writes_the_page_into_the_run(tmp_path: Path) -> None:
+    write_tree(tmp_path / "images")
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, [
+        "train", "--data", str(tmp_path / "images"), "--arch", "cifar_resnet", "--arch-option", "depth=8",
+        "--arch-option", "width=4", "--image-size", "16", "--epochs", "1", "--max-steps", "2", "--batch-size", "8",
+        "--workers", "0", "--device", "cpu", "--output", str(run), "--report"])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {run / 'report.html'}" in result.output.replace("\n", "")
+    text, page = _parse(run / "report.html")
+    assert {sid for sid, _ in SECTIONS} <= page.ids and "<polyline" in text  # the curves of the epoch just run
+    config = (run / "config.yaml").read_text()
+    assert not re.search(r"^report:", config, re.MULTILINE)  # a command's action, not a training setting

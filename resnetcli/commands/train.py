@@ -130,6 +130,9 @@ def train_command(
     logger: Annotated[str | None, _flag("loggers", "--logger", panel=_RUN, metavar="NAME,...")] = None,
     print_config: Annotated[bool, typer.Option(
         "--print-config", help="Print the resolved config as YAML and exit.", rich_help_panel=_RUN)] = False,
+    report: Annotated[bool, typer.Option(
+        "--report", help="Then write the run's HTML report (RUN/report.html, `resnetcli report`).",
+        rich_help_panel=_RUN)] = False,
     max_steps: Annotated[int | None, _flag("max_steps", "--max-steps", panel=_RUN)] = None,
     seed: Annotated[int | None, option("seed", describe("seed"), rich_help_panel=_SPEED)] = None,
     device: Annotated[str | None, option("device", describe("device"), rich_help_panel=_SPEED)] = None,
@@ -143,7 +146,7 @@ def train_command(
     drop_last: Annotated[bool | None, _flag("drop_last", "--drop-last/--no-drop-last", panel=_SPEED)] = None,
 ) -> None:
     """Train a network; writes runs/<name>/ (config, metrics, logs, checkpoints, plot, TensorBoard)."""
-    given = config_flags({k: v for k, v in locals().items() if k not in ("config", "print_config")})
+    given = config_flags({k: v for k, v in locals().items() if k not in ("config", "print_config", "report")})
 
     if print_config:
         from resnetcli.console import out
@@ -162,8 +165,13 @@ def train_command(
     from resnetcli.engine.trainer import prepare_config, train
 
     result = train(prepare_config(config, given))
-    if result.run_dir is not None:
+    if result.run_dir is not None:  # rank 0 only
         _summary(result)
+        if report:
+            from resnetcli.console import escape, out
+            from resnetcli.report import build_report
+
+            out.print(escape(f"wrote {build_report(result.run_dir)}"))
 
 
 def _summary(result: Any) -> None:
