@@ -33,7 +33,16 @@ from PIL import Image
 from resnetcli import __version__
 from resnetcli.console import warn
 from resnetcli.data import Source, SourceSpec, build_source, resolve_source
-from resnetcli.data.images import BadImage, adapt_channels, encode_jpeg, load_resized, resize_array, stored_header
+from resnetcli.data.images import (
+    BadImage,
+    adapt_channels,
+    dataset_channels,
+    encode_jpeg,
+    load_resized,
+    parse_channels,
+    resize_array,
+    stored_header,
+)
 from resnetcli.doctor import check_written, fingerprint
 from resnetcli.errors import DataError, UsageError
 from resnetcli.io import atomic_dir, write_csv, write_json, write_text
@@ -163,14 +172,6 @@ def _gray_to_rgb(files: list[Path], quality: int) -> None:
         file.write_bytes(encode_jpeg(adapt_channels(gray[:, :, None], 3), quality))  # inside the temporary folder
 
 
-def _parse_channels(value: int | str) -> int | str:
-    """--channels: 1, 3 or auto."""
-    text = str(value).strip().lower()
-    if text not in ("1", "3", "auto"):
-        raise UsageError(f"--channels must be 1, 3 or auto, got '{value}'")
-    return text if text == "auto" else int(text)
-
-
 def _default_workers() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -268,7 +269,7 @@ def preprocess(
         size = DEFAULT_SIZE
     if not 1 <= quality <= 100:
         raise UsageError(f"--quality must be 1..100, got {quality}")
-    wanted = _parse_channels(channels)
+    wanted = parse_channels(channels)
     if workers is not None and workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
     for flag, value in (("--val-split", val_split), ("--test-split", test_split)):
@@ -365,7 +366,7 @@ def preprocess(
                 )
             # the dataset has 3 channels unless every image written has one; a gray file among colour ones
             # (--channels auto) becomes RGB, the gray repeated, and so do its statistics
-            out_channels = 1 if written_channels == {1} else 3
+            out_channels = dataset_channels(written_channels)
             if out_channels == 3:
                 sums[3] += sums[1].repeat(3)
                 sumsq[3] += sumsq[1].repeat(3)

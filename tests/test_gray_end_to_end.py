@@ -90,6 +90,30 @@ def test_channels_option_on_a_folder_mixing_gray_and_colour(tmp_path: Path, chan
     assert source.channels == expected
     assert all(source.split(s).load(i)[0].shape[2] == expected for s in source.splits()
                for i in range(len(source.split(s))))
+    # the raw folder follows the same rule: through the header check (twice: the second from its cache) or without
+    for check_images in (True, True, False):
+        raw = open_source(str(root), channels=channels, check_images=check_images)
+        assert raw.channels == len(raw.mean) == expected
+        assert {raw.split(s).load(i)[0].shape[2] for s in raw.splits() for i in range(len(raw.split(s)))} == {expected}
+
+
+def test_training_on_the_raw_gray_folder_builds_the_one_channel_network(gray_folder: Path, tmp_path: Path) -> None:
+    # was a 3-channel network: preprocess and a raw folder judged channels by different rules
+    assert open_source(str(gray_folder)).channels == 1
+    run = tmp_path / "run"
+    _invoke("train", "--data", str(gray_folder), "--arch", "resnet20", "--epochs", "1", "--batch-size", "4",
+            "--max-steps", "1", "--image-size", "16", "--device", "cpu", "--workers", "0", "--output", str(run),
+            "--logger", "csv")
+    ckpt = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert ckpt["arch"]["in_channels"] == 1 and len(ckpt["normalization"]["mean"]) == 1
+    colour = tmp_path / "forced"
+    _invoke("train", "--data", str(gray_folder), "--data-option", "channels=3", "--arch", "resnet20", "--epochs", "1",
+            "--batch-size", "4", "--max-steps", "1", "--image-size", "16", "--device", "cpu", "--workers", "0",
+            "--output", str(colour), "--logger", "csv")
+    assert load_checkpoint(colour / "checkpoints" / "last.pt")["arch"]["in_channels"] == 3
+    result = runner.invoke(app, ["train", "--data", str(gray_folder), "--data-option", "channels=2",
+                                 "--arch", "resnet20", "--epochs", "1", "--output", str(tmp_path / "bad")])
+    assert result.exit_code == 2 and "channels must be 1, 3 or auto, got '2'" in result.output
 
 
 def test_channels_option_refuses_other_values(gray_folder: Path, tmp_path: Path) -> None:

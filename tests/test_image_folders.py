@@ -63,15 +63,15 @@ def test_the_header_check_in_a_pool_agrees_with_one_process(tmp_path: Path, monk
     serial = check_headers(paths, workers=1)
     monkeypatch.setattr(headers, "PARALLEL_FROM", 2)
     assert check_headers(paths, workers=2) == serial
-    assert sum(r is not None for r in serial) == 3
+    assert sum(r is not None for r, _ in serial) == 3
 
 
 def test_files_that_passed_are_not_read_again_until_they_change(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     broken_folder(tmp_path / "raw")
     read: list[str] = []
-    real = headers.header_problem
-    monkeypatch.setattr(headers, "header_problem", lambda path: read.append(Path(path).name) or real(path))
+    real = headers.judge_header
+    monkeypatch.setattr(headers, "judge_header", lambda path: read.append(Path(path).name) or real(path))
     first = open_source(tmp_path / "raw", val_split=0.0)
     assert len(read) == 14 and len(first.split("train")) == 12  # the empty file: set aside by the scan already
     read.clear()

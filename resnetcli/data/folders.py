@@ -69,6 +69,8 @@ class ClassTree:
     ignored: list[str] = field(default_factory=list)
     #: (size, modification time in ns) of each of `files` when scanned
     stamps: list[tuple[int, int]] = field(default_factory=list)
+    #: the channels each of `files` stores (images.stored_channels), once its header was read (headers.py)
+    stored: list[int] | None = None
 
 
 def escapes(link: str, root: str) -> str | None:

@@ -9,6 +9,7 @@ ImageNet's: measuring thousands of large photos at every start would cost more t
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from resnetcli.data.download import dataset_root, fetch
 from resnetcli.data.folders import ClassTree, scan_class_tree
 from resnetcli.data.headers import set_aside_unreadable
 from resnetcli.data.holdout import check_fraction, hold_out
+from resnetcli.data.images import dataset_channels, parse_channels, stored_header
 from resnetcli.data.source import FileSplit, HeldOut, Source, Split
 from resnetcli.errors import DataError, UsageError
 
@@ -50,8 +52,10 @@ def _image_folder(
     test_root: str | os.PathLike[str] | None,
     decode_size: int | None,
     check_images: bool,
+    channels: int | str,
 ) -> Source:
     val_split = check_fraction("val_split", val_split)
+    wanted = parse_channels(channels, "channels")
     test_split = check_fraction("test_split", test_split)
     if decode_size is not None and int(decode_size) <= 0:
         raise UsageError(f"decode_size must be a positive number of pixels, got {decode_size}")
@@ -62,6 +66,9 @@ def _image_folder(
     scan = dict(label_pattern=label_pattern, exclude_classes=tuple(exclude_classes))
     problems: list[tuple[str, str]] = []
     ignored: list[str] = []
+    made: list[FileSplit] = []
+    judged: list[int] = []  # the channels of each file whose header was read, for channels='auto'
+    unjudged: list[Path] = []
 
     def files(tree: ClassTree, base: Path, prefix: str = "") -> FileSplit:
         """The split of a scanned tree (paths `prefix + relative path` under `base`), noting what it set aside."""
@@ -70,8 +77,14 @@ def _image_folder(
         noted = prefix if base == root else str(base) + os.sep  # notes are relative to the source's root
         problems.extend((noted + p, r) for p, r in tree.problems)
         ignored.extend(noted + p for p in tree.ignored)
-        return FileSplit(base, [prefix + p for p, _ in tree.files], [c for _, c in tree.files],
-                         decode_size=decode_size)
+        split = FileSplit(base, [prefix + p for p, _ in tree.files], [c for _, c in tree.files],
+                          decode_size=decode_size)
+        if tree.stored is not None:
+            judged.extend(tree.stored)
+        else:
+            unjudged.extend(split.path(i) for i in range(len(split)))
+        made.append(split)
+        return split
 
     splits: dict[str, Split] = {}
     held: list[HeldOut] = []
@@ -106,8 +119,12 @@ def _image_folder(
 
     if len(splits["train"]) == 0:
         raise DataError(f"{root} has no readable image files to train on")
+    if wanted == "auto":  # preprocess's rule, so a raw folder and its preprocessed copy build the same network
+        wanted = dataset_channels(itertools.chain(judged, (stored_header(p)[1] for p in unjudged)))
+    for split in made:
+        split.channels = wanted
     return Source(
-        name=name, root=root, classes=classes, splits=splits, channels=3, image_size=None,
+        name=name, root=root, classes=classes, splits=splits, channels=wanted, image_size=None,
         notes={"problems": problems, "ignored": ignored}, held_out=held, origins=origins,
     )
 
@@ -123,20 +140,22 @@ def folder(
     test_root: str | os.PathLike[str] | None = None,
     decode_size: int | None = None,
     check_images: bool = True,
+    channels: int | str = "auto",
 ) -> Source:
     """A raw class-per-folder image tree (Caltech layout, 'NNN.name' -> 'name'), split by a seed.
 
     Uses root/train, root/val, root/test as given when they exist; otherwise draws a stratified
     val (and test) split with `seed`. test_root: a separate tree for the test split. decode_size:
     decode big JPEGs at a reduced scale, never below this smaller side. check_images: open every
-    file's header first and set aside those that are not images.
+    file's header first and set aside those that are not images. channels: 1, 3 or auto, as
+    `preprocess --channels` (auto: 1 when every file is stored gray, else 3).
     """
     if root is None:
         raise UsageError("the 'folder' dataset needs a folder: pass it as the dataset (or --root)")
     return _image_folder(
         "folder", Path(root), val_split=val_split, test_split=test_split, seed=seed,
         label_pattern=label_pattern, exclude_classes=exclude_classes, test_root=test_root,
-        decode_size=decode_size, check_images=check_images,
+        decode_size=decode_size, check_images=check_images, channels=channels,
     )
 
 
@@ -151,6 +170,7 @@ def caltech256(
     exclude_classes: Sequence[str] = (),
     decode_size: int | None = None,
     check_images: bool = True,
+    channels: int | str = "auto",
 ) -> Source:
     """Caltech-256 (30,607 photos, 256 classes + clutter) in torchvision's layout; download=True fetches it."""
     base = dataset_root(root)
@@ -173,4 +193,5 @@ def caltech256(
     return _image_folder(
         "caltech256", found, val_split=val_split, test_split=test_split, seed=seed, label_pattern=None,
         exclude_classes=excluded, test_root=None, decode_size=decode_size, check_images=check_images,
+        channels=channels,
     )

@@ -14,10 +14,13 @@ import contextlib
 import io
 import os
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from resnetcli.errors import UsageError
 
 #: file name endings treated as images; anything else in a class folder is ignored (and reported)
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
@@ -42,6 +45,32 @@ def is_image_name(name: str) -> bool:
 GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 
 
+def stored_channels(mode: str) -> int:
+    """1 for a file stored as a gray image (its Pillow mode), else 3."""
+    return 1 if mode in GRAY_MODES else 3
+
+
+def dataset_channels(stored: Iterable[int]) -> int:
+    """`--channels auto` for a whole folder: 1 when every image is stored gray, else 3 (gray ones become RGB).
+
+    The one rule for `preprocess` and for training on a raw folder, so both build the same network.
+    """
+    gray = False
+    for channels in stored:  # lazily: the first colour image decides
+        if channels != 1:
+            return 3
+        gray = True
+    return 1 if gray else 3
+
+
+def parse_channels(value: int | str, flag: str = "--channels") -> int | str:
+    """1, 3 or 'auto' (any case, as text or a number), else one UsageError line naming `flag`."""
+    text = str(value).strip().lower()
+    if text not in ("1", "3", "auto"):
+        raise UsageError(f"{flag} must be 1, 3 or auto, got '{value}'")
+    return text if text == "auto" else int(text)
+
+
 def stored_header(path: str | os.PathLike[str]) -> tuple[tuple[int, int] | None, int]:
     """The file's (w, h) on disk and its stored channels, from the header alone (one open, no decode).
 
@@ -51,7 +80,7 @@ def stored_header(path: str | os.PathLike[str]) -> tuple[tuple[int, int] | None,
     """
     try:
         with Image.open(path) as img:
-            return img.size, 1 if img.mode in GRAY_MODES else 3
+            return img.size, stored_channels(img.mode)
     except Exception:  # open_image gives the reason when the file is decoded
         return None, 3
 
