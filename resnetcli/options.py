@@ -34,7 +34,8 @@ MAX_YAML_NODES = 100_000
 
 
 class YamlTooLarge(yaml.YAMLError):
-    """A document larger than MAX_YAML_CHARS, or whose aliases expand to more than MAX_YAML_NODES values."""
+    """A document larger than MAX_YAML_CHARS, nested too deeply, or whose aliases expand to more than
+    MAX_YAML_NODES values."""
 
 
 def _expanded_nodes(node: yaml.Node, memo: dict[int, int]) -> int:
@@ -72,6 +73,8 @@ def load_yaml(text: str) -> Any:
             return None
         _expanded_nodes(node, {})
         return loader.construct_document(node)
+    except RecursionError:  # PyYAML composes and constructs recursively: a few hundred `[` are enough
+        raise YamlTooLarge("its collections nest too deeply (a few hundred `[` or `{` inside each other)") from None
     finally:
         loader.dispose()
 
