@@ -9,6 +9,7 @@ Nothing here imports torch or opens a checkpoint, so listing a hundred runs is i
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -208,6 +209,30 @@ def compare_tables(a: RunInfo, b: RunInfo) -> list[Any]:
                       _pct(values["val_acc"])]
         metrics.add_row(*cells)
     return [diff, metrics]
+
+
+def compare_png(path: Path, a: RunInfo, b: RunInfo) -> bool:
+    """Both runs' loss and accuracy per epoch (train dashed, val solid) as a PNG; False without matplotlib."""
+    from resnetcli.plots import new_figure, save_png
+
+    fig = new_figure(12, 4)
+    if fig is None:
+        return False
+    rows = curves(a, b)
+    epochs = [row["epoch"] for row in rows]
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for side, run, color in (("a", a, "C0"), ("b", b, "C1")):
+        name = run.name.replace("$", r"\$")  # a '$' would start matplotlib's math text
+        for ax, key, style in ((ax_loss, "train_loss", "--"), (ax_loss, "val_loss", "-"),
+                               (ax_acc, "train_acc", "--"), (ax_acc, "val_acc", "-")):
+            values = [math.nan if row[side][key] is None else float(row[side][key]) for row in rows]
+            ax.plot(epochs, values, style, color=color, marker="o", label=f"{side.upper()} {name}: {_LABELS[key]}")
+    for ax, label in ((ax_loss, "loss"), (ax_acc, "accuracy (%)")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+    save_png(fig, path)
+    return True
 
 
 def compare_json(a: RunInfo, b: RunInfo) -> dict[str, Any]:

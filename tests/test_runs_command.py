@@ -128,3 +128,38 @@ def test_listing_runs_imports_no_torch(runs: Path) -> None:
             "print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
+
+
+def test_compare_plot_draws_both_runs_curves_into_a_png(runs: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import math
+
+    from resnetcli import plots
+
+    drawn = []
+    real_save = plots.save_png
+
+    def keep(fig: object, path: Path) -> None:
+        drawn.append(fig)
+        real_save(fig, path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(plots, "save_png", keep)
+    png = tmp_path / "compare.png"
+    result = runner.invoke(app, ["runs", str(runs), "--compare", "alpha", ODD, "--plot", str(png), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["config_diff"]["lr"] == {"a": 0.1, "b": 0.05}  # stdout still pure JSON
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and [p.name for p in tmp_path.iterdir()] == ["compare.png"]
+    loss, acc = drawn[0].axes
+    lines = {line.get_label(): list(line.get_ydata()) for line in acc.get_lines()}
+    alpha = [json.loads(line)["val_acc"] for line in (runs / "alpha" / "metrics.jsonl").read_text().splitlines()]
+    assert lines["A alpha: val acc"] == alpha
+    assert math.isnan(lines[f"B {ODD}: val acc"][1])  # beta never finished epoch 2: a gap, not a zero
+    assert len(loss.get_lines()) == 4
+
+
+def test_plot_without_compare_is_one_error_line(runs: Path, tmp_path: Path) -> None:
+    from helpers_cli import one_error_line
+
+    result = runner.invoke(app, ["runs", str(runs), "--plot", str(tmp_path / "x.png")])
+    assert "give --compare too" in one_error_line(result, 2)
+    assert not (tmp_path / "x.png").exists()

@@ -24,13 +24,23 @@ def runs_command(
         "--compare", metavar="A B", help="Two runs (names under DIR or run folders): their configs' differences "
         "and metric curves side by side.", show_default=False)] = None,
     output_format: Annotated[Format, option("format", "table or json.")] = Format.table,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", metavar="FILE.png", help="With --compare: also draw both runs' loss and accuracy per epoch "
+        "into this PNG.", show_default=False)] = None,
 ) -> None:
     """List runs (newest first): arch, data, epochs, best/last val and test accuracy, state, when."""
-    from resnetcli.console import out
-    from resnetcli.runs_table import compare_json, compare_tables, find_run, find_runs, runs_table
+    from resnetcli.console import err, escape, out
+    from resnetcli.errors import UsageError
+    from resnetcli.runs_table import compare_json, compare_png, compare_tables, find_run, find_runs, runs_table
 
+    if plot is not None and not compare:
+        raise UsageError("--plot draws the two runs of --compare A B; give --compare too")
     if compare:
         a, b = (find_run(name, runs_dir) for name in compare)
+        if plot is not None:
+            if not compare_png(plot, a, b):
+                raise UsageError("--plot needs matplotlib: pip install 'resnetcli[plot]'")
+            err.print(escape(f"wrote {plot}"))  # stderr: stdout may be the JSON a script parses
         if output_format is Format.json:
             typer.echo(json.dumps(compare_json(a, b), indent=2))  # plain: rich would wrap what a script parses
             return
