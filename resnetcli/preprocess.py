@@ -43,6 +43,7 @@ from resnetcli.data.images import (
     resize_array,
     stored_header,
 )
+from resnetcli.data.source import MIN_STD
 from resnetcli.doctor import check_written, fingerprint
 from resnetcli.errors import DataError, UsageError
 from resnetcli.io import atomic_dir, write_csv, write_json, write_text
@@ -442,7 +443,7 @@ def _finish(
         write_csv(tmp / f"{split_name}.csv", ("image", "class_id"), split_rows)
 
     mean = sums / max(count, 1)
-    std = np.sqrt(np.maximum(sumsq / max(count, 1) - mean ** 2, 0.0))
+    std = np.maximum(np.sqrt(np.maximum(sumsq / max(count, 1) - mean ** 2, 0.0)), MIN_STD * 255)
     keys = ("R", "G", "B") if channels == 3 else ("L",)
     stats = {k: round(float(m), 4) for k, m in zip(keys, mean)}
     stats.update({

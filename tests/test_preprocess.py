@@ -317,3 +317,25 @@ def test_workers_forked_after_the_parent_used_opencv_threads_finish(tmp_path: Pa
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "train.csv").is_file()
+
+
+def test_a_channel_that_never_varies_gets_a_usable_std(tmp_path: Path) -> None:
+    # red and green images: blue is 0 everywhere; its std was written as 0, which training divided by
+    for name, colour in (("red", (200, 0, 0)), ("green", (0, 200, 0))):
+        (tmp_path / "flat" / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (12, 12), colour).save(tmp_path / "flat" / name / f"{i}.png")
+    pp.preprocess(tmp_path / "flat", tmp_path / "out", size=12, val_split=0.0, workers=1, progress=False)
+    stats = json.loads((tmp_path / "out" / "rgb_val.json").read_text())
+    assert stats["std"][:2] == [100.0, 100.0] and stats["std"][2] == 1.0  # one grey level
+    assert open_source(tmp_path / "out").std[2] == pytest.approx(1 / 255)
+
+
+def test_array_statistics_of_a_constant_channel_are_one_grey_level() -> None:
+    from resnetcli.data.formats import channel_stats
+
+    images = np.zeros((4, 5, 5, 2), dtype=np.uint8)
+    images[..., 1] = np.arange(4)[:, None, None] * 10
+    mean, std = channel_stats(images)
+    assert mean[0] == 0.0 and std[0] == pytest.approx(1 / 255)
+    assert std[1] == pytest.approx(np.std([0, 10, 20, 30]) / 255)

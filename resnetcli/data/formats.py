@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from resnetcli.data.source import MIN_STD
 from resnetcli.errors import DataError
 
 #: the only globals a CIFAR python batch needs: numpy arrays (written by numpy 1.x or 2.x) and dtypes
@@ -132,7 +133,8 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Exact per-channel mean and std on the 0-1 scale of (N, H, W, C) uint8 images, via histograms."""
+    """Exact per-channel mean and std on the 0-1 scale of (N, H, W, C) uint8 images, via histograms
+    (a channel that never varies gets MIN_STD)."""
     levels = np.arange(256, dtype=np.float64)
     means, stds = [], []
     for c in range(images.shape[-1]):
@@ -141,5 +143,5 @@ def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, .
         mean = float(counts @ levels / total)
         var = float(counts @ (levels - mean) ** 2 / total)
         means.append(mean / 255.0)
-        stds.append(var ** 0.5 / 255.0)
+        stds.append(max(var ** 0.5 / 255.0, MIN_STD))
     return tuple(means), tuple(stds)

@@ -24,6 +24,10 @@ SPLIT_ORDER = ("train", "val", "test")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+#: the std (0-1 scale) measured for a channel that has one value in every training image: one grey level,
+#: so normalization maps that value to 0 instead of dividing by zero
+MIN_STD = 1.0 / 255.0
+
 
 class Split:
     """One split of a source: `len(split)` images, `load(i) -> (HxWxC uint8, label)`, `labels[i]`."""
