@@ -29,8 +29,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-#: folder names keep Fashion-MNIST's label order (the "N." prefix is stripped by preprocess's label pattern)
-#: and replace the "/" of "T-shirt/top", which cannot be part of a folder name
+#: written last into the exported tree: its presence means the export finished (step 1 is then skipped)
 _DONE = ".export-complete"
 
 #: the demo's network and training recipe (config keys), shared with benchmarks/demo_epoch_bench.py
@@ -47,6 +46,8 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
 
 
 def class_folder(index: int, name: str) -> str:
+    """'N.name': keeps Fashion-MNIST's label order (preprocess's label pattern strips the "N." prefix) and
+    replaces the "/" of "T-shirt/top", which cannot be part of a folder name."""
     return f"{index}.{name.replace('/', '_').replace(chr(92), '_')}"
 
 
