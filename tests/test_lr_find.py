@@ -95,3 +95,12 @@ def test_lr_find_takes_trains_data_model_optimizer_augmentation_and_speed_flags(
     assert shared - taken == {"--val-split", "--scheduler", "--sched-option", "--epochs", "-e", "--lr",
                               "--warmup-epochs", "--compile"}
     assert {"--cutmix", "--opt-option", "--augment", "--batch-size", "--config", "--seed"} <= taken
+
+
+def test_the_written_paths_are_printed_inert(data: Path, tmp_path: Path) -> None:
+    kept = tmp_path / "k\x1b[31m[red]x"
+    result = CliRunner().invoke(app, ["lr-find", "-d", str(data), "-a", "resnet20", "-b", "4", "-j", "0",
+                                      "--device", "cpu", "--steps", "2", "-o", str(kept)], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout
+    assert f"wrote {tmp_path}/k\\x1b[31m[red]x/lr_find.csv" in result.stdout, result.stdout

@@ -163,3 +163,12 @@ def test_plot_without_compare_is_one_error_line(runs: Path, tmp_path: Path) -> N
     result = runner.invoke(app, ["runs", str(runs), "--plot", str(tmp_path / "x.png")])
     assert "give --compare too" in one_error_line(result, 2)
     assert not (tmp_path / "x.png").exists()
+
+
+def test_an_empty_runs_folder_is_named_inert(tmp_path: Path) -> None:
+    empty = tmp_path / "e\x1b[31m[red]x"
+    empty.mkdir()
+    result = runner.invoke(app, ["runs", str(empty)], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout and "no runs under" in result.stdout
+    assert "e\\x1b[31m[red]x/" in result.stdout

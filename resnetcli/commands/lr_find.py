@@ -46,7 +46,7 @@ def lr_find_command(
     **train_flags: Any,
 ) -> None:
     """Sweep the learning rate exponentially over a few hundred steps and suggest one (steepest loss descent)."""
-    from resnetcli.console import out
+    from resnetcli.console import escape, out
     from resnetcli.engine.config import resolve_light
     from resnetcli.engine.lr_find import lr_find, write_outputs
 
@@ -61,7 +61,7 @@ def lr_find_command(
         out.print(f"suggested lr: {result.suggestion:.3g} (steepest descent of the smoothed loss)", markup=False)
     if output is not None:
         for path in write_outputs(result, output).values():
-            out.print(f"wrote {path}", markup=False)
+            out.print(escape(f"wrote {path}"))
 
 
 # typer reads a command's parameters from its signature: lr-find's own, then train's shared flags

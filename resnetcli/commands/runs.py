@@ -51,6 +51,6 @@ def runs_command(
     if output_format is Format.json:
         typer.echo(json.dumps([r.to_json() for r in runs], indent=2))
     elif not runs:
-        out.print(f"no runs under {runs_dir}/ (train writes runs/<name>/)", markup=False)
+        out.print(escape(f"no runs under {runs_dir}/ (train writes runs/<name>/)"))
     else:
         out.print(runs_table(runs, f"runs in {runs_dir}"))
