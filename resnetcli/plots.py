@@ -1,4 +1,4 @@
-"""Every PNG the tool draws (training curves, lr_find, confusion matrices) goes through these two calls.
+"""Every PNG the tool draws (training curves, lr_find, confusion matrices, run comparisons) goes through these calls.
 
 A Figure on its own Agg canvas, never pyplot: no global figure state, so plotting is safe in any thread or
 process and needs no `plt.close`. matplotlib is optional: without it there is simply no picture.
@@ -34,3 +34,9 @@ def save_png(fig: Figure, path: Path) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI)
+
+
+def literal(text: str) -> str:
+    """`text` (a class or run name, a path) drawn as typed: matplotlib reads text between two '$' as math,
+    and fails on math it cannot parse ('$5_to_$10')."""
+    return text.replace("$", r"\$")

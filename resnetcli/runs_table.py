@@ -213,7 +213,7 @@ def compare_tables(a: RunInfo, b: RunInfo) -> list[Any]:
 
 def compare_png(path: Path, a: RunInfo, b: RunInfo) -> bool:
     """Both runs' loss and accuracy per epoch (train dashed, val solid) as a PNG; False without matplotlib."""
-    from resnetcli.plots import new_figure, save_png
+    from resnetcli.plots import literal, new_figure, save_png
 
     fig = new_figure(12, 4)
     if fig is None:
@@ -222,7 +222,7 @@ def compare_png(path: Path, a: RunInfo, b: RunInfo) -> bool:
     epochs = [row["epoch"] for row in rows]
     ax_loss, ax_acc = fig.subplots(1, 2)
     for side, run, color in (("a", a, "C0"), ("b", b, "C1")):
-        name = run.name.replace("$", r"\$")  # a '$' would start matplotlib's math text
+        name = literal(run.name)
         for ax, key, style in ((ax_loss, "train_loss", "--"), (ax_loss, "val_loss", "-"),
                                (ax_acc, "train_acc", "--"), (ax_acc, "val_acc", "-")):
             values = [math.nan if row[side][key] is None else float(row[side][key]) for row in rows]

@@ -47,3 +47,14 @@ def test_a_failed_save_keeps_the_previous_picture(tmp_path: Path, monkeypatch: p
     with pytest.raises(OSError):
         save_png(fig, path)
     assert path.read_bytes() == b"previous" and [p.name for p in tmp_path.iterdir()] == ["plot.png"]
+
+
+def test_class_names_with_dollar_signs_are_drawn_as_typed(tmp_path: Path) -> None:
+    """A pair of '$' is matplotlib's math text; a class folder named '$5_to_$10' failed `test` with a traceback."""
+    from resnetcli.inference.reports import confusion_png
+    from resnetcli.plots import literal
+
+    classes = ["$5_to_$10", r"$\frac$"]
+    assert confusion_png(tmp_path / "cm.png", [[2, 0], [1, 1]], classes, "resnet on /data/$a_b$ [test]")
+    assert _png(tmp_path / "cm.png")
+    assert literal("$5_to_$10") == r"\$5_to_\$10"

@@ -16,7 +16,7 @@ import numpy as np
 from resnetcli.errors import DataError
 from resnetcli.inference.metrics import topk_for
 from resnetcli.io import csv_text, write_json, write_text
-from resnetcli.plots import new_figure, save_png
+from resnetcli.plots import literal, new_figure, save_png
 
 
 def predictions_csv(idents: Sequence[str], probs: np.ndarray, labels: np.ndarray, classes: Sequence[str]) -> str:
@@ -54,8 +54,9 @@ def confusion_png(path: Path, confusion: Sequence[Sequence[int]], classes: Seque
     im = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
     if c <= 40:
-        ax.set_xticks(range(c), labels=classes, rotation=45, ha="right")
-        ax.set_yticks(range(c), labels=classes)
+        labels = [literal(name) for name in classes]
+        ax.set_xticks(range(c), labels=labels, rotation=45, ha="right")
+        ax.set_yticks(range(c), labels=labels)
         if c <= 20:
             for t in range(c):
                 for p in range(c):
@@ -64,7 +65,7 @@ def confusion_png(path: Path, confusion: Sequence[Sequence[int]], classes: Seque
                                 color="white" if rates[t, p] > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title)
+    ax.set_title(literal(title))
     save_png(fig, path)
     return True
 
