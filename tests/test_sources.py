@@ -258,6 +258,14 @@ def test_folder_decode_size_uses_jpeg_draft(tmp_path: Path) -> None:
     assert reduced.split("train").load(0)[0].shape == (80, 100, 3)  # 1/2 scale: 1/4 would go below 50
 
 
+@pytest.mark.parametrize("bad", [0, -3, 1e400, float("nan"), 12.5, "abc", True])
+def test_folder_decode_size_must_be_a_positive_whole_number(tmp_path: Path, bad: object) -> None:
+    # 1e400 (inf) escaped as an OverflowError traceback
+    make_image_folder(tmp_path, ["a", "b"], 2, 8)
+    with pytest.raises(UsageError, match="decode_size must be a positive whole number of pixels"):
+        open_source(tmp_path, decode_size=bad)
+
+
 def test_label_pattern_and_folder_errors(tmp_path: Path) -> None:
     make_image_folder(tmp_path / "a", ["n01_tench", "n02_goldfish"], 2, 8)
     tree = scan_class_tree(tmp_path / "a", label_pattern=r"^n\d+_(\w+)$")

@@ -40,6 +40,20 @@ def _presplit_dirs(root: Path) -> dict[str, Path]:
     return {}
 
 
+def _check_side(value: object) -> int | None:
+    """decode_size as a whole positive number of pixels (None stays None), or one UsageError line."""
+    if value is None:
+        return None
+    try:
+        side = int(value)  # type: ignore[call-overload]
+        valid = side > 0 and side == float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):  # 'abc', inf, nan
+        valid = False
+    if not valid or isinstance(value, bool):
+        raise UsageError(f"decode_size must be a positive whole number of pixels, got {value}")
+    return side
+
+
 def _image_folder(
     name: str,
     root: Path,
@@ -57,8 +71,7 @@ def _image_folder(
     val_split = check_fraction("val_split", val_split)
     wanted = parse_channels(channels, "channels")
     test_split = check_fraction("test_split", test_split)
-    if decode_size is not None and int(decode_size) <= 0:
-        raise UsageError(f"decode_size must be a positive number of pixels, got {decode_size}")
+    decode_size = _check_side(decode_size)
     if val_split + test_split >= 1.0:
         raise UsageError(f"val_split + test_split must leave images to train on, got {val_split} + {test_split}")
     if isinstance(exclude_classes, str):
