@@ -7,8 +7,9 @@ signal killed; Ctrl-C stays 130.
 
 A signal that arrives inside `hold()` (a DataLoader handing a batch over: `held()`) is raised when the block
 ends, not in the middle of it: an exception raised inside the main process's half of the file-descriptor
-hand-over with a worker cuts the connection, and the worker prints that as a traceback. A second signal
-while one is held is raised at once, so a hung block can still be stopped.
+hand-over with a worker cuts the connection, and the worker prints that as a traceback. A block that ends
+with an error while a signal is held raises the stop instead. A second signal while one is held is raised at
+once, so a hung block can still be stopped.
 """
 
 from __future__ import annotations
@@ -86,9 +87,12 @@ def hold() -> Iterator[None]:
         yield
     finally:
         _State.holding -= 1
-    if not _State.holding and _State.pending is not None:
-        signum, _State.pending = _State.pending, None
-        _stop(signum)
+        # also when the block failed: a signal sent to the whole process group (Ctrl-C, a closed terminal, a
+        # batch scheduler) stops the loader's workers too, and the block's "worker exited unexpectedly" is
+        # then a consequence of the stop, not the reason to report
+        if not _State.holding and _State.pending is not None:
+            signum, _State.pending = _State.pending, None
+            _stop(signum)
 
 
 _END = object()

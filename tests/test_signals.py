@@ -95,3 +95,14 @@ def test_a_signal_during_a_worker_hand_over_is_raised_after_the_batch_arrived(tm
             batches.append(batch)
     assert (tmp_path / "done").exists()  # raised once the batch had arrived, not while it was on its way
     assert batches == []  # and before the loop's body ran on it
+
+
+def test_a_held_signal_wins_over_the_error_the_block_then_raised() -> None:
+    """A signal sent to the whole process group (Ctrl-C, a closed terminal, a scheduler) also stops the loader's
+    workers, and the main process then sees 'worker exited unexpectedly' inside the hold: the stop is reported."""
+    with interrupt_on_termination(), pytest.raises(Terminated) as info:
+        with hold():
+            _deliver(signal.SIGTERM)
+            raise RuntimeError("DataLoader worker (pid(s) 1) exited unexpectedly")
+    assert info.value.signum == signal.SIGTERM
+    assert isinstance(info.value.__context__, RuntimeError)
