@@ -227,16 +227,31 @@ def _read_safetensors(path: Path) -> Weights:
 
 
 def _card_fields(text: str | None, path: Path) -> dict[str, Any]:
+    """Classes and normalization from a .safetensors file's model card, checked as a checkpoint's are: the
+    file may come from anywhere, and training divides by its std."""
+    from pydantic import ValidationError
+
+    from resnetcli.engine.checkpoint import Normalization, describe
+
     if not text:
         return {}
     try:
         card = json.loads(text)
     except json.JSONDecodeError:
         raise CheckpointError(f"{path}: its '{SAFETENSORS_KEY}' metadata is not JSON") from None
+    if not isinstance(card, dict):
+        raise CheckpointError(f"{path}: its '{SAFETENSORS_KEY}' metadata is not a model card (a JSON object)")
     fields: dict[str, Any] = {}
-    norm = card.get("preprocessing") or {}
-    if "mean" in norm and "std" in norm:
-        fields["normalization"] = {"mean": [float(v) for v in norm["mean"]], "std": [float(v) for v in norm["std"]]}
+    norm = card.get("preprocessing")
+    if isinstance(norm, dict) and "mean" in norm and "std" in norm:
+        try:
+            checked = Normalization.model_validate({"mean": norm["mean"], "std": norm["std"]})
+        except ValidationError as exc:
+            raise CheckpointError(f"{path}: its model card's normalization is invalid: {describe(exc)}") from None
+        if len(checked.mean) != len(checked.std) or len(checked.mean) not in (1, 3):
+            raise CheckpointError(f"{path}: its model card's normalization has {len(checked.mean)} means and "
+                                  f"{len(checked.std)} stds; expected 1 (gray) or 3 (RGB) of each")
+        fields["normalization"] = {"mean": list(checked.mean), "std": list(checked.std)}
     if isinstance(card.get("classes"), list):
         fields["classes"] = [str(c) for c in card["classes"]]
     return fields

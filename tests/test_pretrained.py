@@ -240,3 +240,23 @@ def test_a_damaged_pth_gets_the_checkpoint_readers_one_line(tmp_path: Path) -> N
     path.write_bytes(path.read_bytes()[:40])
     with pytest.raises(CheckpointError, match=r"^pretrained weights file .*half.pth is truncated or corrupt"):
         load_pretrained(zoo.resnet18(num_classes=2), path, arch="resnet18")
+
+
+@pytest.mark.parametrize("card", [
+    "[1, 2]",
+    '{"preprocessing": {"mean": ["x", 0.5, 0.5], "std": [0.2, 0.2, 0.2]}}',
+    '{"preprocessing": {"mean": 5, "std": 1}}',
+    '{"preprocessing": {"mean": [0.5, 0.5, 0.5], "std": [0.2, 0, 0.2]}}',
+    '{"preprocessing": {"mean": [0.5, 0.5, 0.5], "std": [0.2]}}',
+    '{"preprocessing": {"mean": [0.5, NaN, 0.5], "std": [0.2, 0.2, 0.2]}}',
+])
+def test_a_crafted_safetensors_card_is_one_line(card: str, tmp_path: Path) -> None:
+    """The card inside a downloaded .safetensors file is checked like a checkpoint's normalization (training divides
+    by its std): was an AttributeError/TypeError/ValueError traceback, or training on inf."""
+    from resnetcli.pretrained import read_weights
+
+    path = tmp_path / "crafted.safetensors"
+    save_file({"fc.weight": torch.zeros(2, 2)}, str(path), metadata={"resnetcli": card})
+    with pytest.raises(CheckpointError) as info:
+        read_weights(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
