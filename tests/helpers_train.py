@@ -1,4 +1,5 @@
-"""Fixtures for the training tests: tiny real image folders and a quick way to run the engine in-process."""
+"""Fixtures for the training tests: tiny real image folders, a quick way to run the engine in-process, a Ctrl-C
+in the middle of an epoch, a pretrained weights file."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 
 #: flags every quick in-process run shares: tiny, single-process, no extras
@@ -38,3 +40,30 @@ def run_engine(data: Path, output: Path | None, **flags: Any) -> Any:
     given = {k: v for k, v in given.items() if v is not None}
     config_file = given.pop("config", None)
     return train(prepare_config(config_file, given))
+
+
+def interrupt_in_epoch(monkeypatch: pytest.MonkeyPatch, stop_epoch: int) -> None:
+    """Epoch `stop_epoch` runs one real batch (so the weights move), then Ctrl-C."""
+    import resnetcli.engine.trainer as trainer
+
+    real = trainer.train_epoch
+
+    def interrupted(stepper, batches, *, epoch, **kwargs):  # type: ignore[no-untyped-def]
+        if epoch == stop_epoch:
+            real(stepper, batches, epoch=epoch, **{**kwargs, "max_steps": 1})
+            raise KeyboardInterrupt
+        return real(stepper, batches, epoch=epoch, **kwargs)
+
+    monkeypatch.setattr(trainer, "train_epoch", interrupted)
+
+
+def torchvision_resnet18(path: Path) -> tuple[Path, dict[str, Any]]:
+    """A torchvision resnet18 state dict (1000 classes, seeded random weights: never downloaded) saved at `path`
+    as torchvision users save one; returns (path, the state dict)."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(1)
+    state = torchvision.models.resnet18(weights=None).state_dict()
+    torch.save(state, path)
+    return path, state

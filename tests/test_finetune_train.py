@@ -13,12 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
-import torchvision
-from helpers_train import run_engine, write_images
+from helpers_train import interrupt_in_epoch, run_engine, torchvision_resnet18, write_images
 from torch import nn
 from typer.testing import CliRunner
 
-import resnetcli.engine.trainer as trainer
 from resnetcli.cli import app
 from resnetcli.engine.checkpoint import load_checkpoint
 from resnetcli.engine.rng import seed_everything
@@ -38,11 +36,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, torch.Tensor]]:
-    torch.manual_seed(1)
-    state = torchvision.models.resnet18(weights=None).state_dict()
-    path = tmp_path_factory.mktemp("weights") / "resnet18.pth"
-    torch.save(state, path)
-    return path, state
+    return torchvision_resnet18(tmp_path_factory.mktemp("weights") / "resnet18.pth")
 
 
 def _model(run: Path, name: str = "last.pt") -> dict[str, torch.Tensor]:
@@ -86,19 +80,6 @@ def test_torchvision_name_brings_imagenet_normalization(images: Path, weights: t
     assert "normalizing with the pretrained weights' mean/std instead of the data's" in log
 
 
-def _interrupt_in_epoch(monkeypatch: pytest.MonkeyPatch, stop_epoch: int) -> None:
-    """Epoch `stop_epoch` runs one real batch (so the weights move), then Ctrl-C."""
-    real = trainer.train_epoch
-
-    def interrupted(stepper, batches, *, epoch, **kwargs):  # type: ignore[no-untyped-def]
-        if epoch == stop_epoch:
-            real(stepper, batches, epoch=epoch, **{**kwargs, "max_steps": 1})
-            raise KeyboardInterrupt
-        return real(stepper, batches, epoch=epoch, **kwargs)
-
-    monkeypatch.setattr(trainer, "train_epoch", interrupted)
-
-
 def test_resume_is_exact_with_freezing_unfreeze_at_and_backbone_lr(images: Path, weights: tuple[Path, dict],
                                                                    tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,7 +93,7 @@ def test_resume_is_exact_with_freezing_unfreeze_at_and_backbone_lr(images: Path,
             assert torch.equal(epoch2[key], value), key
     assert not torch.equal(_model(tmp_path / "straight")["layer1.0.conv1.weight"], state["layer1.0.conv1.weight"])
 
-    _interrupt_in_epoch(monkeypatch, stop_epoch=2)  # ...and the resumed run must freeze them again for epoch 2
+    interrupt_in_epoch(monkeypatch, stop_epoch=2)  # ...and the resumed run must freeze them again for epoch 2
     with pytest.raises(KeyboardInterrupt):
         run_engine(images, tmp_path / "split", **flags)
     monkeypatch.undo()

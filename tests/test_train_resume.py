@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers_train import run_engine, write_images
+from helpers_train import interrupt_in_epoch, run_engine, write_images
 from typer.testing import CliRunner
 
 import resnetcli.engine.loop as loop
@@ -25,19 +25,6 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_images(tmp_path_factory.mktemp("resume") / "images", classes=3, per_class=8, size=16)
 
 
-def _interrupt_in_epoch(monkeypatch: pytest.MonkeyPatch, stop_epoch: int) -> None:
-    """Make epoch `stop_epoch` run one real batch (so the model changes) and then get Ctrl-C."""
-    real = trainer.train_epoch
-
-    def interrupted(stepper, batches, *, epoch, **kwargs):  # type: ignore[no-untyped-def]
-        if epoch == stop_epoch:
-            real(stepper, batches, epoch=epoch, **{**kwargs, "max_steps": 1})
-            raise KeyboardInterrupt
-        return real(stepper, batches, epoch=epoch, **kwargs)
-
-    monkeypatch.setattr(trainer, "train_epoch", interrupted)
-
-
 @pytest.mark.parametrize("in_memory", [True, False])
 def test_resume_after_interrupt_is_exact(images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         in_memory: bool) -> None:
@@ -48,7 +35,7 @@ def test_resume_after_interrupt_is_exact(images: Path, tmp_path: Path, monkeypat
     assert names == ["best.pt", "epoch_001.pt", "epoch_002.pt", "last.pt"]
     assert load_checkpoint(tmp_path / "straight" / "checkpoints" / "epoch_001.pt")["epoch"] == 1
 
-    _interrupt_in_epoch(monkeypatch, stop_epoch=2)
+    interrupt_in_epoch(monkeypatch, stop_epoch=2)
     with pytest.raises(KeyboardInterrupt):
         run_engine(images, tmp_path / "split", **flags)
     kept = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")
@@ -73,7 +60,7 @@ def test_resume_after_interrupt_is_exact(images: Path, tmp_path: Path, monkeypat
 def test_interrupt_in_first_epoch_exits_130_and_leaves_resumable_checkpoint(
     images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _interrupt_in_epoch(monkeypatch, stop_epoch=1)
+    interrupt_in_epoch(monkeypatch, stop_epoch=1)
     out = tmp_path / "run"
     result = CliRunner().invoke(app, [
         "train", "--data", str(images), "--arch", "resnet20", "--epochs", "1", "--batch-size", "4",
@@ -180,7 +167,7 @@ def test_exact_resume_does_not_depend_on_the_worker_count(images: Path, tmp_path
     global generator are not disturbed by the loaders."""
     flags = {**RESUME_FLAGS, "max_steps": None, "arch_options": {"drop_rate": 0.3}}
     run_engine(images, tmp_path / "straight", workers=0, **flags)
-    _interrupt_in_epoch(monkeypatch, stop_epoch=2)
+    interrupt_in_epoch(monkeypatch, stop_epoch=2)
     with pytest.raises(KeyboardInterrupt):
         run_engine(images, tmp_path / "split", workers=0, **flags)
     monkeypatch.undo()
