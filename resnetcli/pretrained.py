@@ -30,11 +30,12 @@ import torch
 from torch import nn
 
 from resnetcli.errors import CheckpointError, UsageError
+from resnetcli.export.formats import CARD_KEY
 
 #: resnetcli architectures whose torchvision namesakes have the same state_dict (tests/test_models.py)
 TORCHVISION_ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 #: key in a .safetensors file's metadata under which `resnetcli export` stores classes, normalization, ...
-SAFETENSORS_KEY = "resnetcli"
+SAFETENSORS_KEY = CARD_KEY
 #: mismatches named in an error line before "and N more"
 _SHOWN = 4
 
