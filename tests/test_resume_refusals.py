@@ -64,3 +64,11 @@ def test_weights_of_the_wrong_shape_are_refused(cosine_run: Path, tmp_path: Path
 
     line = _resume(_crafted(cosine_run, tmp_path, widened), tmp_path / "out")
     assert "wrong shape" in line
+
+
+def test_another_data_path_on_resume_is_refused(cosine_run: Path, tmp_path: Path) -> None:
+    """The in-memory path augments with its own generator (engine/memory.py): switching paths mid-run would
+    not continue the run exactly."""
+    assert load_checkpoint(RunLayout(cosine_run).last)["config"]["in_memory"] is True  # auto decided, recorded
+    line = _resume(RunLayout(cosine_run).last, tmp_path / "out", "--no-in-memory")
+    assert "in_memory True -> False" in line

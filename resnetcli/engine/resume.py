@@ -27,8 +27,8 @@ PER_INVOCATION = ("resume", "output", "name", "max_steps", "device", "workers", 
 RESUME_FIXED = ("optimizer", "optimizer_options", "lr", "weight_decay", "momentum", "decay_bn_bias", "scheduler",
                 "sched_options", "warmup_epochs", "batch_size", "drop_last", "grad_clip", "mixup", "cutmix",
                 "label_smoothing", "ema", "accumulate", "class_weights", "balanced_sampler",
-                "augment", "aug_options", "image_size", "seed", "data_options", "val_split", "freeze", "freeze_until",
-                "unfreeze_at", "backbone_lr_mult", "pretrained", "pretrained_strict")
+                "augment", "aug_options", "in_memory", "image_size", "seed", "data_options", "val_split", "freeze",
+                "freeze_until", "unfreeze_at", "backbone_lr_mult", "pretrained", "pretrained_strict")
 
 
 @dataclass
