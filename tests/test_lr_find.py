@@ -104,3 +104,13 @@ def test_the_written_paths_are_printed_inert(data: Path, tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
     assert "\x1b" not in result.stdout
     assert f"wrote {tmp_path}/k\\x1b[31m[red]x/lr_find.csv" in result.stdout, result.stdout
+
+
+def test_train_settings_the_sweep_does_not_apply_are_refused_from_a_config_file(data: Path, tmp_path: Path) -> None:
+    from helpers_cli import one_error_line
+
+    config = tmp_path / "finetune.yaml"
+    config.write_text("freeze: [stem]\naccumulate: 2\n")
+    result = CliRunner().invoke(app, ["lr-find", "-d", str(data), "-a", "resnet20", "-b", "4", "-j", "0",
+                                      "--device", "cpu", "--config", str(config)])
+    assert "lr-find does not apply freeze, accumulate (set in the --config file)" in one_error_line(result, 2)

@@ -32,6 +32,9 @@ from resnetcli.errors import UsageError
 DIVERGE = 4.0
 #: weight of the past in the loss's exponential moving average (fastai's 0.98)
 BETA = 0.98
+#: train settings the sweep does not apply (it steps a fresh, fully trainable model one batch at a time, with
+#: unweighted loss): a --config file that sets one is refused rather than swept as if it were not there
+NOT_SWEPT = ("pretrained", "freeze", "freeze_until", "accumulate", "class_weights")
 
 
 @dataclass
@@ -81,6 +84,10 @@ def lr_find(config: TrainConfig, *, steps: int = 100, min_lr: float = 1e-7, max_
     if steps < 2:
         raise UsageError(f"--steps must be at least 2, got {steps}")
     check_config(config)
+    ignored = [key for key in NOT_SWEPT if getattr(config, key) != getattr(TrainConfig(), key)]
+    if ignored:
+        raise UsageError(f"lr-find does not apply {', '.join(ignored)} (set in the --config file): the sweep trains "
+                         "a fresh model with every layer learning, one plain step per batch; remove them for it")
     single = D.DistInfo()
     device = D.pick_device(config.device, single)
     config = replace(config, **choose_precision(config.amp, config.amp_dtype, config.channels_last, device).settings())
