@@ -12,7 +12,7 @@ from typing import Any
 
 from resnetcli.engine.device import pick_device
 from resnetcli.errors import DataError, UsageError
-from resnetcli.inference.data import EvalDataset, choose_split, label_map, open_data
+from resnetcli.inference.data import EvalDataset, choose_split, is_training_data, label_map, open_data
 from resnetcli.inference.metrics import compute_metrics
 from resnetcli.inference.reports import accuracy_line, print_report, write_outputs
 from resnetcli.inference.restore import eval_pipeline, restore
@@ -60,8 +60,7 @@ def evaluate_checkpoint(
     source = open_data(restored, data)
     split_name = choose_split(source, split)
     where = data if data is not None else str(restored.data_spec)
-    same_data = data is None or data == restored.data_spec
-    if same_data and split_name != "train" and split_name in restored.trained_on:
+    if is_training_data(restored, data) and split_name != "train" and split_name in restored.trained_on:
         # reopening the data holds the split out again, but training had given it back to train
         raise UsageError(
             f"{path} was trained on the {split_name} split of {where} (it was given back to train: "

@@ -263,3 +263,26 @@ def test_an_output_folder_that_cannot_be_written_is_one_line(trained: TrainedRun
     assert result.exit_code == 3 and "Traceback" not in result.output, result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith(f"error: cannot write the results to {out}: "), errors
+
+
+def test_a_split_trained_on_is_refused_however_the_data_is_spelled(tmp_path: Path) -> None:
+    """`--data data/` (a shell's completion), or a link to the data, is still the data trained on: after
+    `--val-split none` its val images were trained on, and scoring them would measure memory."""
+    from conftest import make_image_folder
+    from helpers_train import run_engine
+
+    data = tmp_path / "data"
+    make_image_folder(data / "train", ["a", "b"], 10, 12)
+    make_image_folder(data / "test", ["a", "b"], 3, 12, seed=1)
+    run = tmp_path / "run"
+    run_engine(data, run, val_split="none", epochs=1, max_steps=1)
+    link = tmp_path / "link"
+    link.symlink_to(data)
+    for spelled in (f"{data}/", str(link)):
+        result = runner.invoke(app, ["test", str(run), "--data", spelled, "--split", "val", "--workers", "0"])
+        assert "trained on the val split" in _one_error_line(result, 2)
+    other = tmp_path / "other"  # other data with the same classes: its val split was never trained on
+    shutil.copytree(data, other)
+    scored = runner.invoke(app, ["test", str(run), "--data", str(other), "--split", "val", "--workers", "0",
+                                 "--output", str(tmp_path / "eval")])
+    assert scored.exit_code == 0, scored.output

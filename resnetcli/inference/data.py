@@ -65,6 +65,20 @@ def training_data_path(restored: Restored) -> str:
     return spec
 
 
+def is_training_data(restored: Restored, spec: str | None) -> bool:
+    """Whether --data `spec` is the data the checkpoint was trained on, however it is spelled
+    (`data/processed/`, an absolute path, a link): what a split trained on means depends on it."""
+    if spec is None or spec == restored.data_spec:
+        return True
+    if not restored.data_spec:
+        return False
+    given, trained = Path(spec).expanduser(), Path(training_data_path(restored)).expanduser()
+    try:
+        return given.exists() and trained.exists() and given.resolve() == trained.resolve()
+    except (OSError, RuntimeError):  # a link loop: not provably the same
+        return False
+
+
 def choose_split(source: Any, split: str | None) -> str:
     """--split, else 'test' when the data has one, else 'val'."""
     name = source.pick_split(split, ("test", "val"), "--split")
