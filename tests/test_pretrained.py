@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import urllib.error
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 import torchvision
+from helpers_train import torchvision_resnet18
 from safetensors.torch import save_file
 
 from resnetcli.engine.checkpoint import save_checkpoint
@@ -17,23 +17,12 @@ from resnetcli.errors import CheckpointError, UsageError
 from resnetcli.models import zoo
 from resnetcli.pretrained import check_source, classifier_name, load_pretrained
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def torchvision_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, torch.Tensor]]:
-    """A torchvision resnet18 state dict (1000 classes), saved as torchvision users save one."""
-    torch.manual_seed(1)
-    state = torchvision.models.resnet18(weights=None).state_dict()
-    path = tmp_path_factory.mktemp("weights") / "resnet18-imagenet.pth"
-    torch.save(state, path)
-    return path, state
+    return torchvision_resnet18(tmp_path_factory.mktemp("weights") / "resnet18-imagenet.pth")
 
 
 def _assert_backbone_equal(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
