@@ -102,9 +102,9 @@ def test_backbone_lr_mult_composes_with_weight_decay_groups(decay_bn_bias: bool)
     head = {id(model.fc.weight), id(model.fc.bias)}
     names = [g["name"] for g in groups]
     if decay_bn_bias:
-        assert names == ["backbone", "head"]
+        assert names == ["head", "backbone"]
     else:
-        assert names == ["backbone", "head", "backbone/no_decay", "head/no_decay"]
+        assert names == ["head", "backbone", "head/no_decay", "backbone/no_decay"]
         assert [g["weight_decay"] for g in groups] == [5e-4, 5e-4, 0.0, 0.0]
     for g in groups:
         in_head = {id(p) in head for p in g["params"]}
@@ -115,3 +115,14 @@ def test_backbone_lr_mult_composes_with_weight_decay_groups(decay_bn_bias: bool)
     assert [g["lr"] for g in optimizer.param_groups] == [g["lr"] for g in groups]
     with pytest.raises(UsageError, match="--backbone-lr-mult"):
         param_groups_with_backbone_mult(model, 0.1, 0.0)
+
+
+def test_with_a_backbone_lr_mult_the_rate_shown_is_the_classifiers() -> None:
+    """The epoch line and metrics.csv show Schedule.lr(): --lr's schedule, not the backbone's fraction of it."""
+    from resnetcli.engine.build import build_optimizer, build_schedule
+    from resnetcli.engine.config import TrainConfig, replace
+
+    config = replace(TrainConfig(), arch="resnet20", lr=0.1, backbone_lr_mult=0.01, scheduler="constant", epochs=1)
+    optimizer = build_optimizer(config, _model())
+    assert build_schedule(config, optimizer, steps_per_epoch=1).lr() == pytest.approx(0.1)
+    assert sorted(g["lr"] for g in optimizer.param_groups) == pytest.approx([0.001, 0.1])

@@ -130,8 +130,9 @@ def param_groups_with_backbone_mult(
 ) -> list[dict[str, Any]]:
     """optim.param_groups (its weight-decay split), each split again: the classifier at lr, the rest at lr*mult.
 
-    Every group is named ("backbone", "head", with "/no_decay" when biases and norms are split off) so logs
-    and checkpoints say which is which.
+    Every group is named ("head", "backbone", with "/no_decay" when biases and norms are split off) so logs
+    and checkpoints say which is which. The head comes first: the one rate the epoch line and metrics.csv show
+    is the first group's (Schedule.lr), and it should be --lr's, not the backbone's.
     """
     from resnetcli.pretrained import classifier_name
 
@@ -145,7 +146,7 @@ def param_groups_with_backbone_mult(
     out: list[dict[str, Any]] = []
     for group in groups:
         suffix = "" if not split_decay or group.get("weight_decay", weight_decay) else "/no_decay"
-        for part, scale in (("backbone", mult), ("head", 1.0)):
+        for part, scale in (("head", 1.0), ("backbone", mult)):
             params = [p for p in group["params"] if (id(p) in head_ids) == (part == "head")]
             if params:
                 out.append({**group, "params": params, "lr": lr * scale, "name": part + suffix})
