@@ -17,10 +17,18 @@ from resnetcli.registry import registry
 PLUGIN = '''
 from resnetcli.engine.callbacks import Callback
 
+STEPS = []
+
+
 class Boom(Callback):
     def __init__(self, where):
         self.where = where
         self.calls = 0
+
+    def on_step(self, state, step, snapshot):
+        STEPS.append(step)
+        if self.where == "on_step":
+            raise RuntimeError("step hook broke")
 
     def on_train_start(self, state):
         if self.where == "on_train_start":
@@ -39,6 +47,12 @@ def boom_start(layout):
 
 def boom_epoch(layout):
     return Boom("on_epoch_end")
+
+def boom_step(layout):
+    return Boom("on_step")
+
+def steps(layout):
+    return Boom("nowhere")
 '''
 
 
@@ -52,7 +66,7 @@ def boom_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: boomlog\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text(
         "[resnetcli.loggers]\nboom-build = boomlog:boom_build\nboom-start = boomlog:boom_start\n"
-        "boom-epoch = boomlog:boom_epoch\n")
+        "boom-epoch = boomlog:boom_epoch\nboom-step = boomlog:boom_step\nsteps = boomlog:steps\n")
     monkeypatch.syspath_prepend(str(site))
     registry.cache_clear()
     yield
@@ -64,7 +78,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_images(tmp_path_factory.mktemp("loggers") / "data")
 
 
-@pytest.mark.parametrize("name", ["boom-build", "boom-start", "boom-epoch"])
+@pytest.mark.parametrize("name", ["boom-build", "boom-start", "boom-epoch", "boom-step"])
 def test_a_failing_logger_costs_one_warning_and_training_finishes(boom_plugin: None, data: Path, tmp_path: Path,
                                                                   name: str) -> None:
     run = tmp_path / "run"
@@ -74,6 +88,15 @@ def test_a_failing_logger_costs_one_warning_and_training_finishes(boom_plugin: N
     assert len(warnings) == 1, warnings
     assert " WARNING " in warnings[0]
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 3  # csv is on whatever --logger says
+
+
+def test_a_plugin_logger_receives_every_event_a_callback_does(boom_plugin: None, data: Path, tmp_path: Path) -> None:
+    """on_step too (mid-epoch checkpoints use it): after each optimizer step, numbered within its epoch."""
+    import boomlog  # type: ignore[import-not-found]
+
+    boomlog.STEPS.clear()
+    run_engine(data, tmp_path / "run", epochs=2, max_steps=2, loggers=["steps"])
+    assert boomlog.STEPS == [1, 2, 1, 2]
 
 
 def test_mlflow_logger_writes_params_and_every_epochs_metrics_to_its_local_store(data: Path, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from resnetcli.registry import registry
 
 if TYPE_CHECKING:
     from resnetcli.engine.config import TrainConfig
+    from resnetcli.engine.partial import Snapshot
     from resnetcli.engine.state import TrainState
     from resnetcli.runs import RunLayout
 
@@ -67,6 +68,9 @@ class Guarded(Callback):
 
     def on_progress(self, state: TrainState, steps: int, loss: float, acc: float) -> None:
         self._call(state, "on_progress", steps, loss, acc)
+
+    def on_step(self, state: TrainState, step: int, snapshot: Snapshot) -> None:
+        self._call(state, "on_step", step, snapshot)
 
     def on_epoch_end(self, state: TrainState, row: dict[str, Any]) -> None:
         self._call(state, "on_epoch_end", row)
