@@ -187,3 +187,11 @@ def test_overwrite_leaves_nothing_of_the_old_run_to_be_reported_as_the_new_one(d
     assert [r.info.run_id for r in client.search_runs([experiment.experiment_id])] == [new] and new != old
     assert not layout.eval_dir("test").exists() and not layout.export.exists() and not layout.report.exists()
     assert layout.last.is_file() and layout.config.is_file()
+
+
+def test_the_guard_forwards_every_event_a_callback_has() -> None:
+    from resnetcli.engine.callbacks import Callback
+    from resnetcli.loggers import Guarded
+
+    events = {name for name in vars(Callback) if name.startswith("on_")}
+    assert events and events <= set(vars(Guarded)), events - set(vars(Guarded))
