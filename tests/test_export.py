@@ -220,3 +220,16 @@ def test_a_tolerance_that_is_not_a_positive_finite_number_is_refused(tolerance: 
     result = runner.invoke(app, ["export", "--tolerance", tolerance])
     assert result.exit_code == 2, result.output
     assert "--tolerance must be a positive finite number" in result.output
+
+
+def test_the_check_runs_on_the_test_split_else_on_generated_images(tmp_path_factory: pytest.TempPathFactory,
+                                                                  tmp_path: Path) -> None:
+    from resnetcli.export import CHECK_IMAGES, check_batch
+
+    trained = train_once(tmp_path_factory)
+    restored = restore(trained.last)
+    images, described = check_batch(restored, eval_pipeline(restored))
+    assert described == f"8 test images of {trained.data}" and images.shape == (8, 3, 16, 16)
+    restored.data_spec = str(tmp_path / "moved-away")  # the data is not on this machine
+    images, described = check_batch(restored, eval_pipeline(restored))
+    assert described.startswith(f"{CHECK_IMAGES} generated images") and images.shape == (CHECK_IMAGES, 3, 16, 16)

@@ -121,13 +121,14 @@ def export_checkpoint(
 
 
 def check_batch(restored: Any, pipeline: Any) -> tuple[torch.Tensor, str]:
-    """Up to CHECK_IMAGES images of the checkpoint's own data (test split first), else generated ones."""
+    """Up to CHECK_IMAGES images of the checkpoint's own data (test split, else val, else train), else generated."""
     from resnetcli.inference.data import EvalDataset, open_data
 
     try:
         source = open_data(restored, None)
-        splits = list(source.splits())
-        split = next(s for s in ("test", "val", "train") if s in splits)
+        split = source.pick_split(None, ("test", "val", "train"), "--split")
+        if split is None:
+            raise DataError("no split")
         data = source.split(split)
         if len(data) < 2:  # the exporter traces a batch of 2, to keep the batch dimension free
             raise DataError("too few images")
@@ -135,7 +136,7 @@ def check_batch(restored: Any, pipeline: Any) -> tuple[torch.Tensor, str]:
         count = min(CHECK_IMAGES, len(dataset))
         batch = torch.stack([dataset[i][0] for i in range(count)])
         return batch.float(), f"{count} {split} images of {restored.data_spec}"
-    except (DataError, UsageError, CheckpointError, StopIteration, OSError):
+    except (DataError, UsageError, CheckpointError, OSError):
         pass  # the data is not on this machine: generated images still exercise every layer
     rng = np.random.default_rng(0)
     side = restored.image_size
