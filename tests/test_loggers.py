@@ -195,3 +195,14 @@ def test_the_guard_forwards_every_event_a_callback_has() -> None:
 
     events = {name for name in vars(Callback) if name.startswith("on_")}
     assert events and events <= set(vars(Guarded)), events - set(vars(Guarded))
+
+
+def test_an_early_stopped_run_is_finished_in_mlflow(data: Path, tmp_path: Path) -> None:
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    run = tmp_path / "run"
+    result = run_engine(data, run, epochs=4, loggers=["mlflow"], early_stop=1, early_stop_min_delta=100.0)
+    assert result.epochs_run == 2 and result.stop_reason  # nothing improves by 100 points: stopped after epoch 2
+    run_id = (run / "mlruns" / "resnetcli_run_id").read_text().strip()
+    assert MlflowClient(tracking_uri=(run / "mlruns").resolve().as_uri()).get_run(run_id).info.status == "FINISHED"

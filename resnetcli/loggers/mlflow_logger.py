@@ -65,7 +65,7 @@ class MLflowLogger(Callback):
 
     def on_train_end(self, state: TrainState) -> None:
         if self.run_id is not None:
-            finished = state.epoch >= state.config.epochs
+            finished = state.epoch >= state.config.epochs or state.stop_reason is not None  # or stopped early
             self.client.set_terminated(self.run_id, status="FINISHED" if finished else "KILLED")
 
 
