@@ -69,7 +69,7 @@ class Entry:
         if self._loaded is None:
             try:
                 obj = self._ep.load()
-            except Exception as exc:  # a plugin may raise anything on import
+            except (Exception, SystemExit) as exc:  # a plugin may raise anything on import, even parse sys.argv
                 raise PluginError(f"{self.label} failed to load ({self.value}): {type(exc).__name__}: {exc}") from exc
             if not callable(obj):
                 raise PluginError(

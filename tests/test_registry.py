@@ -119,3 +119,18 @@ def test_builtin_dataset_refuses_an_unknown_option(tmp_path: Any) -> None:
 def test_momentum_is_known_from_the_signature() -> None:
     assert registry("optimizers").entry("sgd").accepts("momentum")
     assert not registry("optimizers").entry("adam").accepts("momentum")
+
+
+class _ExitsOnImport:
+    """An entry point whose module parses sys.argv with argparse on import (and so calls sys.exit)."""
+
+    def load(self) -> Any:
+        raise SystemExit(0)
+
+
+def test_a_plugin_that_exits_on_import_is_a_plugin_error_not_a_silent_exit() -> None:
+    entry = Entry(kind="architectures", name="argy", value="argy:net", distribution="argyplug",
+                  _ep=_ExitsOnImport())  # type: ignore[arg-type]
+    with pytest.raises(PluginError, match=r"architecture 'argy' from distribution 'argyplug' failed to load "
+                                          r"\(argy:net\): SystemExit: 0"):
+        entry.load()
