@@ -233,3 +233,24 @@ def test_the_check_runs_on_the_test_split_else_on_generated_images(tmp_path_fact
     restored.data_spec = str(tmp_path / "moved-away")  # the data is not on this machine
     images, described = check_batch(restored, eval_pipeline(restored))
     assert described.startswith(f"{CHECK_IMAGES} generated images") and images.shape == (CHECK_IMAGES, 3, 16, 16)
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    ({"preprocessing": {"std": [0.2, 0.0, 0.2]}}, "invalid normalization: field 'std.1'"),
+    ({"preprocessing": {"mean": [0.5, float("nan"), 0.5]}}, "invalid normalization"),
+    ({"preprocessing": {"resize": 8}}, "crop 16 is not between 1 and resize 8"),
+    ({"classes": "abc"}, "not a list of class names"),
+    ({"classes": ["a", "b"]}, "gives 3 class scores but its model card names 2 classes"),
+])
+def test_a_crafted_model_card_is_one_line(exported: Export, tmp_path: Path, change: dict, words: str) -> None:
+    """predict --model divides by the card's std, crops its crop out of its resize and indexes its classes by the
+    file's outputs: each was a traceback (or NaN probabilities) when the card said otherwise."""
+    model = tmp_path / "model.onnx"
+    shutil.copy(exported.out / "model.onnx", model)
+    card = json.loads((exported.out / "model.onnx.json").read_text())
+    for key, value in change.items():
+        card[key] = {**card[key], **value} if isinstance(value, dict) else value
+    (tmp_path / "model.onnx.json").write_text(json.dumps(card))
+    result = runner.invoke(app, ["predict", str(exported.trained.data / "test"), "--model", str(model)])
+    assert result.exit_code == 2, result.output
+    assert words in result.output and len(result.output.strip().splitlines()) == 1, result.output

@@ -100,6 +100,10 @@ def _metrics(restored: Any, state: dict[str, Any], last: dict[str, Any]) -> dict
 
 def read_card(model_file: str | os.PathLike[str], embedded: str | None = None) -> dict[str, Any]:
     """The card beside `model_file` (or `embedded`, the copy inside the file); one error line if neither."""
+    from pydantic import ValidationError
+
+    from resnetcli.engine.checkpoint import Normalization, describe
+
     path = card_path(model_file)
     text = path.read_text(encoding="utf-8") if path.is_file() else embedded
     if text is None:
@@ -115,9 +119,17 @@ def read_card(model_file: str | os.PathLike[str], embedded: str | None = None) -
     try:
         pre, classes = card["preprocessing"], card["classes"]
         channels = int(card["input"]["channels"])
-        if len(pre["mean"]) != channels or len(pre["std"]) != channels or not classes:
-            raise ValueError("mean/std do not match the channels, or no classes")
-        int(pre["resize"]), int(pre["crop"])
+        if len(pre["mean"]) != channels or len(pre["std"]) != channels or channels not in (1, 3):
+            raise ValueError("mean/std do not match the 1 or 3 input channels")
+        if not isinstance(classes, list) or not classes:
+            raise ValueError("classes is not a list of class names")
+        resize, crop = int(pre["resize"]), int(pre["crop"])
+        if not 1 <= crop <= resize:  # the crop is cut from the resized image
+            raise ValueError(f"crop {crop} is not between 1 and resize {resize}")
+        # predict divides by std: the checkpoint's rule (finite mean, finite positive std)
+        Normalization.model_validate({"mean": pre["mean"], "std": pre["std"]})
+    except ValidationError as exc:
+        raise UsageError(f"model card {path} has an invalid normalization: {describe(exc)}") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise UsageError(f"model card {path} is incomplete or inconsistent ({exc})") from None
     return card

@@ -85,6 +85,10 @@ def open_onnx(path: str | os.PathLike[str]) -> Deployed:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path} is not an ONNX model onnxruntime can load ({first})") from None
     card = read_card(path, session.get_modelmeta().custom_metadata_map.get(CARD_KEY))
+    outputs = session.get_outputs()[0].shape
+    if len(outputs) == 2 and isinstance(outputs[1], int) and outputs[1] != len(card["classes"]):
+        raise UsageError(f"{path} gives {outputs[1]} class scores but its model card names {len(card['classes'])} "
+                         "classes; export it again with `resnetcli export`")
     pre = card["preprocessing"]
     return Deployed(
         path=path, model=OnnxModule(path, session), classes=[str(c) for c in card["classes"]],
