@@ -72,3 +72,13 @@ def test_another_data_path_on_resume_is_refused(cosine_run: Path, tmp_path: Path
     assert load_checkpoint(RunLayout(cosine_run).last)["config"]["in_memory"] is True  # auto decided, recorded
     line = _resume(RunLayout(cosine_run).last, tmp_path / "out", "--no-in-memory")
     assert "in_memory True -> False" in line
+
+
+def test_a_resume_with_epochs_below_those_done_trains_nothing_whatever_the_scheduler(tmp_path: Path) -> None:
+    """OneCycle refuses to be stepped past its total: the schedule must not be replayed for a smaller --epochs."""
+    data = write_images(tmp_path / "data", classes=2, per_class=4, size=8)
+    run_engine(data, tmp_path / "run", arch="cifar_resnet", arch_options={"depth": 8, "width": 2}, image_size=8,
+               scheduler="onecycle", epochs=2, amp=False)
+    result = runner.invoke(app, ["train", "--resume", str(tmp_path / "run"), "--epochs", "1", *QUIET])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(RunLayout(tmp_path / "run").last)["epoch"] == 2

@@ -130,7 +130,10 @@ def restore(prepared: Prepared, model: Any, optimizer: Any, schedule: Any, scale
     state, path, config = prepared.resume_state, prepared.resume_path, prepared.config
     assert state is not None and path is not None and config.arch
     load_weights(model, state["model"], path, config.arch)  # a crafted file: one line, not a traceback
-    extended = prepared.checkpoint_epochs not in (None, config.epochs) and schedule.monitor is None
+    # an --epochs at or below the epochs done trains nothing: a schedule replayed past its (smaller) total
+    # would fail (OneCycle refuses), so the checkpoint's own state is loaded as it is
+    extended = (prepared.checkpoint_epochs not in (None, config.epochs) and schedule.monitor is None
+                and config.epochs > int(state["epoch"]))
     try:
         if extended:
             replay_schedule(schedule, int(state["epoch"]), steps_per_epoch)
