@@ -108,8 +108,6 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except _ParseError as exc:
-            if type(exc).__name__ == "NoArgsIsHelpError":  # `resnetcli train` alone: help, as typer prints it
-                raise  # (typer itself recognises this one by name, without importing it)
             # one line like every other error, instead of a usage block and a boxed message
             where = exc.ctx.command_path if exc.ctx is not None else "resnetcli"
             report_error(ResnetCliError(f"{exc.format_message()} (see `{where} --help`)"))

@@ -184,3 +184,19 @@ def test_a_bad_flag_is_one_error_line() -> None:
 def test_cli_imports_no_private_typer_module() -> None:
     source = (Path(__file__).parents[1] / "resnetcli").rglob("*.py")
     assert not [p.name for p in source if "typer._" in p.read_text(encoding="utf-8")]
+
+
+@pytest.mark.parametrize("args, code, start", [
+    (["train"], 2, "error: no data given: pass --data"),
+    (["predict"], 2, "error: Missing argument 'images'."),
+    (["--verbose"], 2, "error: Missing command."),
+])
+def test_a_command_without_its_arguments_is_one_error_line(args: list[str], code: int, start: str) -> None:
+    from helpers_cli import one_error_line
+
+    assert one_error_line(runner.invoke(app, args), code).startswith(start)
+
+
+def test_resnetcli_alone_shows_the_help() -> None:
+    result = runner.invoke(app, [])
+    assert result.exit_code == 2 and "Usage: resnetcli" in result.output and "error:" not in result.output
