@@ -6,7 +6,7 @@ import colorsys
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -96,3 +96,12 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def baseline(forker: Forker, setup: dict[str, Any]) -> dict[str, Any]:
+    """The uninterrupted run a kill -9 test module compares its killed runs with: the argv of the module's `setup`
+    fixture run to its end (tests/helpers_kill.py)."""
+    from helpers_kill import straight_run
+
+    return straight_run(forker, setup)

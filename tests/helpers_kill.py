@@ -1,7 +1,7 @@
 """What the kill -9 and resume tests share: a tiny `resnetcli train` argv, runs through the fork server
 (tests/helpers_forker.py), the two kill plans, and the check that a resumed run is an uninterrupted one exactly.
 
-A test module's `setup` fixture is {"root": its folder, "argv": a train_argv(...)}; its `baseline` fixture is
+A test module's `setup` fixture is a train_setup(...); the `baseline` fixture (tests/conftest.py) is
 straight_run(forker, setup).
 """
 
@@ -14,10 +14,11 @@ from typing import Any
 
 import torch
 from helpers_forker import Forker
+from helpers_train import write_images
 
 from resnetcli.engine.checkpoint import load_checkpoint
 
-#: what the exact-resume tests add to train_argv: one process, random augmentation, momentum and a moving
+#: what the exact-resume tests add to train_setup's argv: one process, random augmentation, momentum and a moving
 #: schedule, so that every piece of state that resume must restore is in play
 EXACT = ("--workers", "0", "--augment", "cifar", "--scheduler", "cosine", "--optimizer", "sgd-nesterov",
          "--log-level", "WARNING")
@@ -28,14 +29,17 @@ RESTORED = ("model", "ema", "early_stop", "optimizer", "scheduler", "epoch", "gl
 CLOCK = ("time", "images_per_s")
 
 
-def train_argv(root: Path, images: Path, *extra: str, config: str = "") -> list[str]:
-    """`resnetcli train ... --resume auto` of a 2-channel-wide depth-8 CIFAR ResNet on 8px `images`, on the CPU,
-    seed 1; tensorboard and plots off through root/quiet.yaml (followed by the YAML lines in `config`)."""
+def train_setup(root: Path, per_class: int, *extra: str, config: str = "") -> dict[str, Any]:
+    """A test module's `setup`: {"root": root, "images": 2 classes of `per_class` 8px images in root/images,
+    "argv": `resnetcli train` of a 2-channel-wide depth-8 CIFAR ResNet on them, on the CPU, seed 1, with `extra`
+    and `--resume auto`}; tensorboard and plots off through root/quiet.yaml (then the YAML lines in `config`)."""
+    images = write_images(root / "images", classes=2, per_class=per_class, size=8)
     quiet = root / "quiet.yaml"
     quiet.write_text("tensorboard: false\nplot: false\n" + config)
-    return ["train", "--data", str(images), "--arch", "cifar_resnet", "--arch-option", "depth=8",
+    argv = ["train", "--data", str(images), "--arch", "cifar_resnet", "--arch-option", "depth=8",
             "--arch-option", "width=2", "--batch-size", "2", "--device", "cpu", "--image-size", "8", "--seed", "1",
             "--config", str(quiet), *extra, "--resume", "auto"]
+    return {"root": root, "images": images, "argv": argv}
 
 
 def run_ok(forker: Forker, argv: list[str], log: Path) -> dict[str, Any]:

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 from helpers_forker import Forker
-from helpers_kill import EXACT, assert_same_run, straight_run, train_argv
-from helpers_train import write_images
+from helpers_kill import EXACT, assert_same_run, train_setup
 
 from resnetcli.engine.checkpoint import load_checkpoint
 
@@ -25,17 +24,9 @@ EPOCHS = 8
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("mid_epoch")
-    images = write_images(root / "images", classes=2, per_class=8, size=8)
     # mixup: the epoch's own generators must be restored too; 7 batches an epoch, a checkpoint after every 2
-    argv = train_argv(root, images, "--epochs", str(EPOCHS), *EXACT, "--mixup", "0.4", "--no-amp",
-                      "--checkpoint-every-steps", "2")
-    return {"root": root, "argv": argv}
-
-
-@pytest.fixture(scope="module")
-def baseline(forker: Forker, setup: dict[str, Any]) -> dict[str, Any]:
-    return straight_run(forker, setup)
+    return train_setup(tmp_path_factory.mktemp("mid_epoch"), 8, "--epochs", str(EPOCHS), *EXACT, "--mixup", "0.4",
+                       "--no-amp", "--checkpoint-every-steps", "2")
 
 
 def test_kill_9_inside_epochs_then_resume_auto_matches_an_uninterrupted_run(

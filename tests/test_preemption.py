@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from helpers_forker import Forker
-from helpers_kill import run_ok, train_argv
+from helpers_kill import run_ok, train_setup
 from helpers_train import write_images
 
 from resnetcli.engine import lock
@@ -26,9 +26,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("preempt")
-    images = write_images(root / "images", classes=2, per_class=8, size=8)
-    return {"root": root, "argv": train_argv(root, images, "--no-amp")}
+    return train_setup(tmp_path_factory.mktemp("preempt"), 8, "--no-amp")
 
 
 def _wait_for(condition: Any, what: str, timeout: float = 120.0) -> None:

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 from helpers_forker import Forker
-from helpers_kill import EXACT, assert_same_run, kill_at_random_moments, kill_in_saves, straight_run, train_argv
-from helpers_train import write_images
+from helpers_kill import EXACT, assert_same_run, kill_at_random_moments, kill_in_saves, train_setup
 
 SEED = 20261123
 EPOCHS = 8
@@ -23,14 +22,7 @@ EPOCHS = 8
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("kill")
-    images = write_images(root / "images", classes=2, per_class=4, size=8)
-    return {"root": root, "argv": train_argv(root, images, "--epochs", str(EPOCHS), *EXACT)}
-
-
-@pytest.fixture(scope="module")
-def baseline(forker: Forker, setup: dict[str, Any]) -> dict[str, Any]:
-    return straight_run(forker, setup)
+    return train_setup(tmp_path_factory.mktemp("kill"), 4, "--epochs", str(EPOCHS), *EXACT)
 
 
 def test_kill_9_at_random_moments_then_resume_auto_matches_an_uninterrupted_run(

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 from helpers_forker import Forker
-from helpers_kill import EXACT, assert_same_run, kill_at_random_moments, kill_in_saves, straight_run, train_argv
-from helpers_train import write_images
+from helpers_kill import EXACT, assert_same_run, kill_at_random_moments, kill_in_saves, straight_run, train_setup
 
 from resnetcli.engine.checkpoint import load_checkpoint
 
@@ -25,15 +24,15 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("kill-practices")
-    images = write_images(root / "images", classes=2, per_class=6, size=8)
+    setup = train_setup(tmp_path_factory.mktemp("kill-practices"), 6, "--epochs", str(EPOCHS), *EXACT, "--ema", "0.7",
+                        "--accumulate", "2", "--class-weights", "auto", "--balanced-sampler", "--early-stop", "3",
+                        "--early-stop-metric", "val_loss", "--cutmix", "1.0",
+                        config="data_options: {val_split: 0.25}\n")
+    images = setup["images"]
     for extra in range(6):  # class c1 3x as large as c0: the class weights and the sampler have work to do
         for copy in range(2):
             (images / "c1" / f"x{copy}{extra}.png").write_bytes((images / "c1" / f"{extra}.png").read_bytes())
-    argv = train_argv(root, images, "--epochs", str(EPOCHS), *EXACT, "--ema", "0.7", "--accumulate", "2",
-                      "--class-weights", "auto", "--balanced-sampler", "--early-stop", "3", "--early-stop-metric",
-                      "val_loss", "--cutmix", "1.0", config="data_options: {val_split: 0.25}\n")
-    return {"root": root, "argv": argv}
+    return setup
 
 
 @pytest.fixture(scope="module")
