@@ -194,3 +194,20 @@ def test_train_with_report_writes_the_page_into_the_run(tmp_path: Path) -> None:
     assert {sid for sid, _ in SECTIONS} <= page.ids and "<polyline" in text  # the curves of the epoch just run
     config = (run / "config.yaml").read_text()
     assert not re.search(r"^report:", config, re.MULTILINE)  # a command's action, not a training setting
+
+
+def test_values_read_from_the_run_and_the_data_cannot_inject_markup(tmp_path: Path) -> None:
+    """report.json travels with a dataset and metrics.json with a run: the page escapes what they hold (the
+    page allows inline scripts, for its table sorting)."""
+    from resnetcli.report.collect import RunData
+    from resnetcli.report.page import doctor_html, render
+
+    evil = "<script>alert(1)</script>"
+    assert evil not in doctor_html({"images": evil, "near_threshold": evil})
+    pair = {"true": "a", "predicted": "b", "count": evil, "share_of_true": 50.0}
+    run = RunData(run_dir=tmp_path, metrics={"most_confused": [pair]}, predictions=[], data_spec="x",
+                  data_report={"doctor": {"images": evil}})
+    page = render(run, lambda ident: None)
+    assert evil not in page and "&lt;script&gt;" in page
+    untested = render(RunData(run_dir=tmp_path, data_spec="data/<odd>&"), lambda ident: None)
+    assert "(data/&lt;odd&gt;&amp;)" in untested  # escaped once, not twice

@@ -194,8 +194,9 @@ def _confused(run: RunData, thumb: Callable[[str], str | None]) -> str:
                 if r["true_class"] == pair["true"] and r["predicted_class"] == pair["predicted"]]
         rows.sort(key=lambda r: -float(r["top1_prob"]))
         figs = "".join(_figure(thumb(r["ident"]), f"p={float(r['top1_prob']):.2f}") for r in rows[:PAIR_EXAMPLES])
-        out.append(f"<h3>{escape(pair['true'])} taken for {escape(pair['predicted'])}: {pair['count']} images "
-                   f"({pair['share_of_true']:.1f}% of {escape(pair['true'])})</h3><div class=\"gallery\">{figs}</div>")
+        out.append(f"<h3>{escape(pair['true'])} taken for {escape(pair['predicted'])}: "
+                   f"{escape(str(pair['count']))} images ({pair['share_of_true']:.1f}% of {escape(pair['true'])})"
+                   f"</h3><div class=\"gallery\">{figs}</div>")
     return "".join(out)
 
 
@@ -229,7 +230,7 @@ def _calibration(run: RunData) -> str:
 def _data(run: RunData) -> str:
     rep = run.data_report
     if rep is None:
-        where = escape(run.data_spec or "?")
+        where = run.data_spec or "?"  # _na escapes
         return _na(f"no report.json beside the data ({where}): the run trained on data that `resnetcli "
                    "preprocess` did not write; run it, or `resnetcli doctor DATA`, to see the data's health")
     parts = [_kv([("input", rep.get("input")), ("dataset", rep.get("dataset")), ("classes", rep.get("classes")),
@@ -260,8 +261,9 @@ def doctor_html(doc: dict[str, Any]) -> str:
         leaks = ", ".join(f"{s}: {n}" for s, n in (part.get("leaks") or {}).items()) or "-"
         rows.append((kind, int(part.get("pairs", 0)), int(part.get("duplicate_images", 0)),
                      int(part.get("across_classes", 0)), int(part.get("across_splits", 0)), leaks))
-    out = [f"<p>{doc.get('images')} images; near duplicates: difference hash within "
-           f"{doc.get('near_threshold')} of 64 bits, confirmed on a 16x16 thumbnail.</p>",
+    # report.json travels with the data, which may come from anywhere: every value is escaped
+    out = [f"<p>{escape(str(doc.get('images')))} images; near duplicates: difference hash within "
+           f"{escape(str(doc.get('near_threshold')))} of 64 bits, confirmed on a 16x16 thumbnail.</p>",
            _table(("duplicates", "pairs", "redundant images", "conflicting labels", "pairs across splits",
                    "leaked (copy in an earlier split)"), rows)]
     dropped = doc.get("dropped")
