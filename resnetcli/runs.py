@@ -101,7 +101,7 @@ class RunLayout:
         an old test score, export or MLflow history would be reported as the new run's. Not config.yaml (the new
         run writes its own) nor the lock (held by the writer that deletes)."""
         return [self.checkpoints, self.tensorboard, self.mlruns, self.export, self.metrics_csv, self.metrics_jsonl,
-                self.plot, self.log, self.report, *sorted(self.run_dir.glob("eval_*"))]
+                self.plot, self.log, self.report, *sorted(p for p in self.run_dir.glob("eval_*") if p.is_dir())]
 
 
 def run_dir_of(checkpoint: str | os.PathLike[str]) -> Path:

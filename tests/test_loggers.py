@@ -180,13 +180,14 @@ def test_overwrite_leaves_nothing_of_the_old_run_to_be_reported_as_the_new_one(d
     for stale in (layout.eval_dir("test") / "metrics.json", layout.export / "model.onnx", layout.report):
         stale.parent.mkdir(parents=True, exist_ok=True)
         stale.write_text("the old run's")
+    (run / "eval_notes.txt").write_text("yours")  # not a folder `test` writes: kept
     run_engine(data, run, epochs=1, loggers=["mlflow"], overwrite=True)
     new = (layout.mlruns / "resnetcli_run_id").read_text().strip()
     client = MlflowClient(tracking_uri=layout.mlruns.resolve().as_uri())
     experiment = client.get_experiment_by_name("resnetcli")
     assert [r.info.run_id for r in client.search_runs([experiment.experiment_id])] == [new] and new != old
     assert not layout.eval_dir("test").exists() and not layout.export.exists() and not layout.report.exists()
-    assert layout.last.is_file() and layout.config.is_file()
+    assert layout.last.is_file() and layout.config.is_file() and (run / "eval_notes.txt").read_text() == "yours"
 
 
 def test_the_guard_forwards_every_event_a_callback_has() -> None:
