@@ -55,7 +55,8 @@ def _read_json(path: Path) -> Any:
 
 
 def read_rows(layout: RunLayout) -> list[dict[str, Any]]:
-    """metrics.jsonl's rows (a torn last line, from a run killed mid-write, is skipped)."""
+    """metrics.jsonl's rows (a torn last line, from a run killed mid-write, is skipped); a CURVES value that
+    is not a number is None, so one odd run folder cannot stop the listing of all the others."""
     try:
         lines = layout.metrics_jsonl.read_text(encoding="utf-8").splitlines()
     except OSError:
@@ -67,8 +68,12 @@ def read_rows(layout: RunLayout) -> list[dict[str, Any]]:
         except ValueError:
             continue
         if isinstance(row, dict) and isinstance(row.get("epoch"), int):
-            rows.append(row)
+            rows.append({**row, **{k: row[k] if _is_number(row.get(k)) else None for k in CURVES}})
     return rows
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def read_config(layout: RunLayout) -> dict[str, Any]:
@@ -87,7 +92,7 @@ def read_run(run_dir: Path, name: str) -> RunInfo:
     config, rows = read_config(layout), read_rows(layout)
     planned = config.get("epochs") if isinstance(config.get("epochs"), int) else None
     done = max((int(r["epoch"]) for r in rows), default=0)
-    vals = [float(r["val_acc"]) for r in rows if isinstance(r.get("val_acc"), (int, float))]
+    vals = [float(r["val_acc"]) for r in rows if r["val_acc"] is not None]
     tested = _read_json(layout.eval_dir("test") / "metrics.json")
     test_acc = tested.get("top1") if isinstance(tested, dict) else None
     if is_running(layout):
@@ -101,7 +106,7 @@ def read_run(run_dir: Path, name: str) -> RunInfo:
         name=name, path=str(run_dir), arch=config.get("arch"), data=config.get("data"), epochs_done=done,
         epochs_planned=planned, best_val_acc=max(vals) if vals else None,
         last_val_acc=rows[-1].get("val_acc") if rows else None,
-        test_acc=float(test_acc) if isinstance(test_acc, (int, float)) else None, state=state,
+        test_acc=float(test_acc) if _is_number(test_acc) else None, state=state,
         when=datetime.fromtimestamp(max(stamps)).isoformat(timespec="seconds") if stamps else None,
         config=config, rows=rows,
     )

@@ -172,3 +172,24 @@ def test_an_empty_runs_folder_is_named_inert(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "\x1b" not in result.stdout and "no runs under" in result.stdout
     assert "e\\x1b[31m[red]x/" in result.stdout
+
+
+def test_a_run_with_odd_metrics_values_does_not_stop_the_listing(runs: Path, tmp_path: Path) -> None:
+    """A metrics.jsonl value that is not a number (a hand edit, another tool) shows as '-', in the list and in
+    --compare; it was a traceback that hid every other run."""
+    import shutil
+
+    root = tmp_path / "runs"
+    shutil.copytree(runs / "alpha", root / "alpha")
+    odd = root / "odd"
+    odd.mkdir()
+    (odd / "config.yaml").write_text("arch: resnet20\nepochs: 2\n")
+    (odd / "metrics.jsonl").write_text('{"epoch": 1, "val_acc": "high", "train_loss": true}\n'
+                                       '{"epoch": 2, "val_acc": [1], "train_acc": 50.0}\n')
+    listed = {r["name"]: r for r in _json(["runs", str(root), "--format", "json"])}  # type: ignore[union-attr]
+    assert listed["odd"]["last_val_acc"] is None and listed["odd"]["best_val_acc"] is None
+    assert listed["odd"]["epochs_done"] == 2 and listed["alpha"]["best_val_acc"] is not None
+    table = runner.invoke(app, ["runs", str(root)])
+    assert table.exit_code == 0 and "odd" in table.stdout, table.output
+    compared = runner.invoke(app, ["runs", str(root), "--compare", "alpha", "odd", "--plot", str(tmp_path / "c.png")])
+    assert compared.exit_code == 0, compared.output
