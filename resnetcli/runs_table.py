@@ -55,8 +55,10 @@ def _read_json(path: Path) -> Any:
 
 
 def read_rows(layout: RunLayout) -> list[dict[str, Any]]:
-    """metrics.jsonl's rows (a torn last line, from a run killed mid-write, is skipped); a CURVES value that
-    is not a number is None, so one odd run folder cannot stop the listing of all the others."""
+    """metrics.jsonl's rows, for every reader of a finished or running run (`runs`, `report`): a torn last line,
+    from a run killed mid-write, is skipped; a value that is not a number is None, so one odd file cannot stop
+    a listing or a page."""
+    from resnetcli.engine.bookkeeping import COLUMNS
     try:
         lines = layout.metrics_jsonl.read_text(encoding="utf-8").splitlines()
     except OSError:
@@ -68,7 +70,7 @@ def read_rows(layout: RunLayout) -> list[dict[str, Any]]:
         except ValueError:
             continue
         if isinstance(row, dict) and isinstance(row.get("epoch"), int):
-            rows.append({**row, **{k: row[k] if _is_number(row.get(k)) else None for k in CURVES}})
+            rows.append({k: row[k] if _is_number(row.get(k)) else None for k in COLUMNS})
     return rows
 
 

@@ -211,3 +211,15 @@ def test_values_read_from_the_run_and_the_data_cannot_inject_markup(tmp_path: Pa
     assert evil not in page and "&lt;script&gt;" in page
     untested = render(RunData(run_dir=tmp_path, data_spec="data/<odd>&"), lambda ident: None)
     assert "(data/&lt;odd&gt;&amp;)" in untested  # escaped once, not twice
+
+
+def test_a_metrics_file_with_odd_values_still_gives_a_page(trained: TrainedRun, tmp_path: Path) -> None:
+    """metrics.jsonl is read by the one reader `runs` uses: values that are not numbers are gaps, not a traceback."""
+    run = tmp_path / "odd"
+    shutil.copytree(trained.run, run, ignore=shutil.ignore_patterns("eval_*", "report.html"))
+    (run / "metrics.jsonl").write_text('{"epoch": 1, "train_loss": 1.5, "val_acc": "high", "lr": "fast", '
+                                       '"time": "x"}\n{"epoch": 2, "train_loss": 0.5, "val_acc": 40.0}\n')
+    result = CliRunner().invoke(app, ["report", str(run)])
+    assert result.exit_code == 0, result.output
+    text, page = _parse(run / "report.html")
+    assert {sid for sid, _ in SECTIONS} <= page.ids and "40.00% (epoch 2)" in text

@@ -87,6 +87,7 @@ def load_run(run_dir: str | os.PathLike[str], eval_dir: str | os.PathLike[str] |
     `eval_dir`: the folder `resnetcli test` just wrote (its --output), instead of the run's own eval_<split>.
     """
     from resnetcli.options import load_yaml
+    from resnetcli.runs_table import read_rows
 
     layout = RunLayout(run_dir)
     data = RunData(run_dir=layout.run_dir)
@@ -94,14 +95,7 @@ def load_run(run_dir: str | os.PathLike[str], eval_dir: str | os.PathLike[str] |
         data.config_text = layout.config.read_text(encoding="utf-8")
         loaded = load_yaml(data.config_text)
         data.config = loaded if isinstance(loaded, dict) else None
-    if layout.metrics_jsonl.is_file():
-        for line in layout.metrics_jsonl.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue  # a line cut by a crash: the rest of the history still shows
-            if isinstance(row, dict):
-                data.epochs.append(row)
+    data.epochs = read_rows(layout)
     if eval_dir is None:
         data.eval_split, eval_dir = _eval_dir(layout)
     else:
