@@ -107,7 +107,7 @@ class Entry:
             result = builder(*args, **fixed, **options)
         except ResnetCliError:
             raise
-        except Exception as exc:  # a plugin may raise anything
+        except (Exception, SystemExit) as exc:  # a plugin may raise anything, even sys.exit from argparse
             if self.distribution != _OWN_DISTRIBUTION:
                 raise PluginError(f"{self.label} failed: {type(exc).__name__}: {exc}") from exc
             if options and isinstance(exc, (TypeError, ValueError)):  # torch refusing a value the user gave

@@ -100,7 +100,6 @@ def test_a_plugin_logger_receives_every_event_a_callback_does(boom_plugin: None,
 
 
 def test_mlflow_logger_writes_params_and_every_epochs_metrics_to_its_local_store(data: Path, tmp_path: Path) -> None:
-    pytest.importorskip("mlflow")  # the optional extra; the test extra installs it
     from mlflow.tracking import MlflowClient
 
     run = tmp_path / "run"
@@ -153,7 +152,6 @@ def test_plot_png_has_a_learning_rate_panel(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_a_resumed_run_continues_its_mlflow_run(data: Path, tmp_path: Path) -> None:
-    pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
     run = tmp_path / "run"
@@ -168,7 +166,6 @@ def test_a_resumed_run_continues_its_mlflow_run(data: Path, tmp_path: Path) -> N
 
 def test_overwrite_leaves_nothing_of_the_old_run_to_be_reported_as_the_new_one(data: Path, tmp_path: Path) -> None:
     """--overwrite deletes the MLflow store and what test, export and report wrote from the old weights."""
-    pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
     from resnetcli.runs import RunLayout
@@ -199,7 +196,6 @@ def test_the_guard_forwards_every_event_a_callback_has() -> None:
 
 
 def test_an_early_stopped_run_is_finished_in_mlflow(data: Path, tmp_path: Path) -> None:
-    pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
     run = tmp_path / "run"

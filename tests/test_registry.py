@@ -134,3 +134,21 @@ def test_a_plugin_that_exits_on_import_is_a_plugin_error_not_a_silent_exit() -> 
     with pytest.raises(PluginError, match=r"architecture 'argy' from distribution 'argyplug' failed to load "
                                           r"\(argy:net\): SystemExit: 0"):
         entry.load()
+
+
+class _Loaded:
+    def __init__(self, builder: Any) -> None:
+        self.builder = builder
+
+    def load(self) -> Any:
+        return self.builder
+
+
+def test_a_plugin_builder_that_exits_is_a_plugin_error_not_a_silent_exit() -> None:
+    def net(num_classes: int, in_channels: int = 3) -> Any:
+        raise SystemExit(0)  # e.g. argparse run inside the builder
+
+    entry = Entry(kind="architectures", name="argy", value="argy:net", distribution="argyplug",
+                  _ep=_Loaded(net))  # type: ignore[arg-type]
+    with pytest.raises(PluginError, match=r"architecture 'argy' from distribution 'argyplug' failed: SystemExit: 0"):
+        entry.build(num_classes=2, in_channels=3)
