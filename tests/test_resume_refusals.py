@@ -82,3 +82,19 @@ def test_a_resume_with_epochs_below_those_done_trains_nothing_whatever_the_sched
     result = runner.invoke(app, ["train", "--resume", str(tmp_path / "run"), "--epochs", "1", *QUIET])
     assert result.exit_code == 0, result.output
     assert load_checkpoint(RunLayout(tmp_path / "run").last)["epoch"] == 2
+
+
+def test_a_resume_without_the_max_steps_it_was_trained_with_rebuilds_its_schedule(tmp_path: Path) -> None:
+    """--max-steps is per invocation: the resumed epochs are whole, and the schedule is the one of a run begun
+    with whole epochs (the checkpoint's OneCycle, built for 1 step per epoch, failed mid-epoch)."""
+    data = write_images(tmp_path / "data", classes=2, per_class=8, size=8)  # 3 batches per epoch
+    flags = {"arch": "cifar_resnet", "arch_options": {"depth": 8, "width": 2}, "image_size": 8,
+             "scheduler": "onecycle", "epochs": 2, "amp": False, "checkpoint_every": 1}
+    run_engine(data, tmp_path / "short", max_steps=1, **flags)
+    run_engine(data, tmp_path / "whole", max_steps=None, **flags)
+    epoch_1 = RunLayout(tmp_path / "short").epoch(1)
+    result = runner.invoke(app, ["train", "--resume", str(epoch_1), "--output", str(tmp_path / "resumed"), *QUIET])
+    assert result.exit_code == 0, result.output
+    resumed, whole = (load_checkpoint(RunLayout(tmp_path / name).last) for name in ("resumed", "whole"))
+    assert resumed["metrics"]["lr"] == pytest.approx(whole["metrics"]["lr"])  # epoch 2 starts where it would
+    assert resumed["global_step"] == 1 + whole["global_step"] // 2

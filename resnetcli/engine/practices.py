@@ -59,7 +59,7 @@ def build_practices(state: TrainState, labels: Sequence[int], device: torch.devi
     if config.accumulate > 1:
         built.notes.append(f"gradients accumulated over {config.accumulate} batches: effective batch "
                            f"{config.accumulate * config.batch_size * state.dist.world}, "
-                           f"{-(-state.steps_per_epoch // config.accumulate)} optimizer steps per epoch")
+                           f"{state.updates_per_epoch} optimizer steps per epoch")
     if config.balanced_sampler:
         built.notes.append("balanced sampler: every class drawn equally often in each epoch")
     return built

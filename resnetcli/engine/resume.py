@@ -112,9 +112,10 @@ def check_same_network(state: Mapping[str, Any], config: TrainConfig, classes: l
         refuse(path, diffs)
 
 
-def replay_schedule(schedule: Any, epochs_done: int, steps_per_epoch: int) -> None:
-    """Step a freshly built schedule through the epochs already done, as a run begun with its total would
-    have (an extended run's schedule: its state in the checkpoint belongs to the old total)."""
+def replay_schedule(schedule: Any, epochs_done: int, steps_per_epoch: int, steps_after: int = 0) -> None:
+    """Step a freshly built schedule through the epochs already done (and `steps_after` optimizer steps of the
+    next one), as a run begun with its total would have (an extended run's schedule: its state in the
+    checkpoint belongs to the old total)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch warns about scheduler steps without optimizer steps
         schedule.start()
@@ -122,21 +123,29 @@ def replay_schedule(schedule: Any, epochs_done: int, steps_per_epoch: int) -> No
             for _ in range(steps_per_epoch):
                 schedule.step_batch()
             schedule.step_epoch({})
+        for _ in range(steps_after):
+            schedule.step_batch()
 
 
 def restore(prepared: Prepared, model: Any, optimizer: Any, schedule: Any, scaler: Any,
             steps_per_epoch: int) -> None:
-    """Load the resumed checkpoint's weights, optimizer, schedule and scaler state (not the RNG: see rng.py)."""
+    """Load the resumed checkpoint's weights, optimizer, schedule and scaler state (not the RNG: see rng.py).
+    `steps_per_epoch`: this run's optimizer steps per epoch, the ones its schedule was built for."""
     state, path, config = prepared.resume_state, prepared.resume_path, prepared.config
     assert state is not None and path is not None and config.arch
     load_weights(model, state["model"], path, config.arch)  # a crafted file: one line, not a traceback
+    done = int(state["epoch"])
+    # the checkpoint's schedule counted its own steps per epoch: another --max-steps changes them (a OneCycle
+    # stepped past the total it was built for fails mid-epoch), so its schedule is rebuilt as for --epochs
+    steps_before = int(state.get("global_step", 0)) // done if done else steps_per_epoch
     # an --epochs at or below the epochs done trains nothing: a schedule replayed past its (smaller) total
     # would fail (OneCycle refuses), so the checkpoint's own state is loaded as it is
-    extended = (prepared.checkpoint_epochs not in (None, config.epochs) and schedule.monitor is None
-                and config.epochs > int(state["epoch"]))
+    extended = (schedule.monitor is None and config.epochs > done
+                and (prepared.checkpoint_epochs not in (None, config.epochs) or steps_before != steps_per_epoch))
     try:
         if extended:
-            replay_schedule(schedule, int(state["epoch"]), steps_per_epoch)
+            partial = state.get("partial_epoch") or {}
+            replay_schedule(schedule, done, steps_per_epoch, steps_after=int(partial.get("updates", 0)))
             rates = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
             optimizer.load_state_dict(state["optimizer"])
             for group, rate in zip(optimizer.param_groups, rates, strict=True):

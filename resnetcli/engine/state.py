@@ -54,6 +54,11 @@ class TrainState:
         return self.layout.run_dir
 
     @property
+    def updates_per_epoch(self) -> int:
+        """Optimizer steps per epoch, the schedule's unit: the epoch's last, shorter --accumulate window steps too."""
+        return -(-self.steps_per_epoch // self.config.accumulate)
+
+    @property
     def topk(self) -> int:
         """k of the top-k accuracy validation reports (resnetcli.inference.metrics.topk_for)."""
         return topk_for(len(self.classes))

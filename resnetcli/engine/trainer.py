@@ -381,7 +381,7 @@ def resume_into(state: TrainState, prepared: Prepared) -> None:
     ckpt = prepared.resume_state
     assert ckpt is not None
     restore(prepared, state.model, state.optimizer, state.schedule, state.scaler,
-            steps_per_epoch=int(ckpt.get("global_step", 0)) // max(1, int(ckpt["epoch"])))
+            steps_per_epoch=state.updates_per_epoch)
     state.start_epoch = state.epoch = int(ckpt["epoch"])
     state.best_metric, state.best_epoch = ckpt.get("best_metric"), ckpt.get("best_epoch")
     state.global_step = int(ckpt.get("global_step", 0))
