@@ -223,3 +223,14 @@ def test_a_metrics_file_with_odd_values_still_gives_a_page(trained: TrainedRun, 
     assert result.exit_code == 0, result.output
     text, page = _parse(run / "report.html")
     assert {sid for sid, _ in SECTIONS} <= page.ids and "40.00% (epoch 2)" in text
+
+
+def test_test_with_report_of_a_loose_checkpoint_is_refused_before_testing(trained: TrainedRun, tmp_path: Path) -> None:
+    from helpers_cli import one_error_line
+
+    loose = tmp_path / "loose.pt"
+    shutil.copy(trained.last, loose)
+    result = CliRunner().invoke(app, ["test", "--checkpoint", str(loose), "--device", "cpu", "--workers", "0",
+                                      "--report"])
+    assert "is not a run folder" in one_error_line(result, 4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loose.pt"]  # nothing tested, nothing written

@@ -55,6 +55,12 @@ def test_command(
     Top-k is top-5, or the class count when fewer; all figures in percent."""
     from resnetcli.evaluate import evaluate_checkpoint
 
+    if report:  # a checkpoint outside a run folder has no run to report on: said before the work, not after
+        from resnetcli.report import report_folder
+        from resnetcli.runs import find_checkpoint, run_dir_of
+
+        report_folder(run_dir_of(find_checkpoint(checkpoint if checkpoint is not None else run_dir, which,
+                                                 runs_dir)), runs_dir)
     result = evaluate_checkpoint(
         run_dir, checkpoint=checkpoint, which=which, data=data, split=split, output=output, tta_flip=tta_flip,
         batch_size=batch_size, device=device, workers=workers, runs_dir=runs_dir,
