@@ -48,6 +48,11 @@ def _first_weight(state: dict[str, Any], value: Any) -> None:
     state["model"][name] = value
 
 
+def _ema_of_other_shapes(state: dict[str, Any]) -> None:
+    """--ema's raw weights under the model's names, each one number: only their shapes are wrong."""
+    state["ema"] = {"decay": 0.9, "n_averaged": 1, "weights": {k: torch.zeros(1) for k in state["model"]}}
+
+
 # (field named in the message, mutation): wrong types and out-of-range values in every field
 CRAFTED: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
     ("version", _set("version", "1")),
@@ -90,6 +95,7 @@ CRAFTED: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
     ("config.image_size", _set("config.image_size", 0)),
     ("config.data_options", _set("config.data_options", [1])),
     ("metrics", _set("metrics", "good")),
+    ("ema.weights", _ema_of_other_shapes),
 ]
 
 

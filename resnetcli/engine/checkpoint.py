@@ -247,7 +247,9 @@ class Checkpoint(BaseModel):
         if self.early_stop is not None and (self.early_stop.best_epoch or 0) > self.epoch:
             raise FieldProblem("early_stop.best_epoch",
                                f"{self.early_stop.best_epoch} is after the last epoch, {self.epoch}")
-        if self.ema is not None and self.ema.weights.keys() != self.model.keys():
+        if self.ema is not None and (self.ema.weights.keys() != self.model.keys() or any(
+                tensor.shape != self.model[key].shape for key, tensor in self.ema.weights.items())):
+            # model is checked against the network when loaded; the raw weights must match it tensor for tensor
             raise FieldProblem("ema.weights", "does not hold the same tensors as model")
         return self
 
