@@ -64,7 +64,7 @@ def run_model(
     # channels_last is what oneDNN and cuDNN run fastest; the result is the same
     model = model.to(device).to(memory_format=torch.channels_last).eval()
     loader = Loader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                        pin_memory=device.type == "cuda", collate_fn=collate_fn)
+                    pin_memory=device.type == "cuda", collate_fn=collate_fn)
     all_probs: list[torch.Tensor] = []
     all_targets: list[torch.Tensor] = []
     tally = Tally(device)
