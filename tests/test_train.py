@@ -248,3 +248,13 @@ def test_no_validation_split_trains_on_every_image(tmp_path: Path) -> None:
     log = (tmp_path / "run" / "train.log").read_text()
     assert "(20 train (data/), no validation;" in log
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["data"]["train_size"] == 20
+
+
+def test_a_resumed_run_keeps_the_metrics_rows_of_its_epochs_and_drops_the_malformed(tmp_path: Path) -> None:
+    from resnetcli.engine.bookkeeping import MetricsLog
+    from resnetcli.runs import RunLayout
+
+    layout = RunLayout(tmp_path)
+    rows = [{"epoch": 1}, {"epoch": None}, {"epoch": "2"}, [3], {"epoch": 2}, {"epoch": 3}]
+    layout.metrics_jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{not json\n")
+    assert MetricsLog(layout, keep_until=2).rows == [{"epoch": 1}, {"epoch": 2}]  # epoch 3 is about to be redone

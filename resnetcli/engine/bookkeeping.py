@@ -76,8 +76,9 @@ class MetricsLog:
                     row = json.loads(line)
                 except json.JSONDecodeError:
                     continue
-                if isinstance(row, dict) and int(row.get("epoch", 0)) <= keep_until:
-                    self.rows.append(row)
+                epoch = row.get("epoch") if isinstance(row, dict) else None
+                if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch <= keep_until:
+                    self.rows.append(row)  # a row without a whole epoch number is no epoch's: dropped
 
     def add(self, row: dict[str, Any]) -> None:
         self.rows.append({k: _clean(row.get(k)) for k in COLUMNS})
