@@ -224,6 +224,12 @@ def test_bad_class_weight_files_are_one_data_error(tmp_path: Path, text: str, pr
         class_weights(str(tmp_path / "w.yaml"), [0, 1], ["a", "b"])
 
 
+def test_a_binary_class_weight_file_is_one_data_error(tmp_path: Path) -> None:
+    (tmp_path / "w.yaml").write_bytes(b"a: 1\nb: \xd0\xff\n")
+    with pytest.raises(DataError, match="not a UTF-8 text file"):
+        class_weights(str(tmp_path / "w.yaml"), [0, 1], ["a", "b"])
+
+
 def test_class_weights_change_the_loss(tmp_path: Path) -> None:
     data = write_images(tmp_path / "data", classes=2, per_class=4)
     (tmp_path / "w.yaml").write_text("c0: 1\nc1: 5\n")

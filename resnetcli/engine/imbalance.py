@@ -74,6 +74,9 @@ def read_weights(path: Path, classes: Sequence[str]) -> list[float]:
                          "of class: weight)") from None
     except OSError as exc:
         raise DataError(f"--class-weights {path}: cannot read it ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError:
+        raise DataError(f"--class-weights {path}: not a UTF-8 text file (use a YAML/JSON/CSV file of "
+                         "class: weight)") from None
     if path.suffix.lower() == ".csv":
         rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
         if rows and rows[0][-1].strip().lower() == "weight":
