@@ -140,3 +140,10 @@ def test_help_shows_the_defaults_of_the_config_itself() -> None:
     assert shown >= 15
     rendered = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "250"}).output
     assert f"[default: {TrainConfig().epochs}]" in rendered and "\\[default" not in rendered
+
+
+def test_a_config_file_that_is_not_text_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_bytes(b"epochs: 2\nlr: \xd0\xff\n")
+    line = one_error_line(runner.invoke(app, ["train", "--config", str(config), "--print-config"]), 2)
+    assert f"config {config} is not a UTF-8 text file" in line

@@ -314,6 +314,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         data = parse_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise UsageError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError:
+        raise UsageError(f"config {path} is not a UTF-8 text file (give a YAML file of option: value)") from None
     except yaml.YAMLError as exc:
         raise UsageError(f"config {path} is not valid YAML: {' '.join(str(exc).split())}") from exc
     if data is None:
