@@ -9,7 +9,8 @@ A signal that arrives inside `hold()` (a DataLoader handing a batch over: `held(
 ends, not in the middle of it: an exception raised inside the main process's half of the file-descriptor
 hand-over with a worker cuts the connection, and the worker prints that as a traceback. A block that ends
 with an error while a signal is held raises the stop instead. A second signal while one is held is raised at
-once, so a hung block can still be stopped.
+once, so a hung block can still be stopped. After a stop, SIGCHLD is left to its default until the block
+ends: a loader worker killed by the same signal must not raise torch's "worker killed" error mid clean-up.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import signal
 import threading
 from collections.abc import Iterable, Iterator
 from types import FrameType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 #: the signals treated like Ctrl-C (SIGHUP does not exist on Windows)
 TERMINATION_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -40,12 +41,18 @@ class _State:
     installed = False  # inside interrupt_on_termination(): hold() defers only where our handler runs
     holding = 0
     pending: int | None = None
+    sigchld: Any = None  # SIGCHLD's handler before a stop muted it, restored when the block ends
 
 
 def _stop(signum: int) -> None:
     # once is enough: a second termination signal during the clean-up must not interrupt the clean-up itself
     for sig in TERMINATION_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+    if hasattr(signal, "SIGCHLD") and _State.sigchld is None:
+        # a signal sent to the whole process group (a scheduler, `kill -- -PGID`) kills the loader's workers too,
+        # and torch's SIGCHLD handler would raise "worker killed by signal" in the middle of the clean-up
+        _State.sigchld = signal.getsignal(signal.SIGCHLD)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise Terminated(signum)
@@ -75,6 +82,8 @@ def interrupt_on_termination() -> Iterator[None]:
         yield
     finally:
         _State.installed, _State.pending = False, None
+        if _State.sigchld is not None:
+            previous[signal.SIGCHLD], _State.sigchld = _State.sigchld, None
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 

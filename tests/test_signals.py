@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -106,3 +108,22 @@ def test_a_held_signal_wins_over_the_error_the_block_then_raised() -> None:
             raise RuntimeError("DataLoader worker (pid(s) 1) exited unexpectedly")
     assert info.value.signum == signal.SIGTERM
     assert isinstance(info.value.__context__, RuntimeError)
+
+
+def test_after_a_stop_a_dying_child_does_not_interrupt_the_clean_up() -> None:
+    """A signal sent to the whole process group also kills the loader's workers, and torch's SIGCHLD handler
+    raised 'DataLoader worker is killed by signal' in the middle of the clean-up, replacing the stop."""
+    def worker_failed(signum: int, frame: object) -> None:  # what torch's DataLoader installs, in effect
+        raise RuntimeError("DataLoader worker (pid 1) is killed by signal: Terminated.")
+
+    previous = signal.signal(signal.SIGCHLD, worker_failed)
+    try:
+        with interrupt_on_termination(), pytest.raises(Terminated):
+            try:
+                _deliver(signal.SIGTERM)
+            finally:  # the clean-up, while a child the same signal reached ends
+                subprocess.run([sys.executable, "-c", ""], check=True)
+                time.sleep(0.05)
+        assert signal.getsignal(signal.SIGCHLD) is worker_failed  # DataLoaders after the run detect failures again
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
