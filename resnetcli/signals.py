@@ -9,8 +9,9 @@ A signal that arrives inside `hold()` (a DataLoader handing a batch over: `held(
 ends, not in the middle of it: an exception raised inside the main process's half of the file-descriptor
 hand-over with a worker cuts the connection, and the worker prints that as a traceback. A block that ends
 with an error while a signal is held raises the stop instead. A second signal while one is held is raised at
-once, so a hung block can still be stopped. After a stop, SIGCHLD is left to its default until the block
-ends: a loader worker killed by the same signal must not raise torch's "worker killed" error mid clean-up.
+once, so a hung block can still be stopped. After a stop, SIGCHLD does nothing until the block ends: a loader
+worker killed by the same signal must not raise torch's "worker killed" error mid clean-up (the block's
+clean-up ends the workers, `Loader.close`, before torch's handler is back).
 """
 
 from __future__ import annotations
@@ -50,12 +51,17 @@ def _stop(signum: int) -> None:
         signal.signal(sig, signal.SIG_IGN)
     if hasattr(signal, "SIGCHLD") and _State.sigchld is None:
         # a signal sent to the whole process group (a scheduler, `kill -- -PGID`) kills the loader's workers too,
-        # and torch's SIGCHLD handler would raise "worker killed by signal" in the middle of the clean-up
+        # and torch's SIGCHLD handler would raise "worker killed by signal" in the middle of the clean-up (a
+        # Python no-op, not SIG_DFL: a SIGCHLD already caught would be reported as "ignored due to race condition")
         _State.sigchld = signal.getsignal(signal.SIGCHLD)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, _child_ended)
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise Terminated(signum)
+
+
+def _child_ended(signum: int, frame: FrameType | None) -> None:
+    """SIGCHLD after a stop: nothing to do (see _stop)."""
 
 
 def _handle(signum: int, frame: FrameType | None) -> None:

@@ -127,3 +127,32 @@ def test_after_a_stop_a_dying_child_does_not_interrupt_the_clean_up() -> None:
         assert signal.getsignal(signal.SIGCHLD) is worker_failed  # DataLoaders after the run detect failures again
     finally:
         signal.signal(signal.SIGCHLD, previous)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "code"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_to_the_whole_process_group_ends_training_cleanly(tmp_path: Path, name: str, code: int) -> None:
+    """What a scheduler that signals every process of a job does, and Ctrl-C in a terminal: the loader's workers
+    get the signal too. The exit code is the signal's, and stderr holds no traceback from a dying worker."""
+    from helpers_train import write_images
+
+    data = write_images(tmp_path / "data", classes=2, per_class=8, size=8)
+    run = tmp_path / "run"
+    err = tmp_path / "err.txt"
+    argv = [sys.executable, "-m", "resnetcli", "train", "-d", str(data), "-a", "cifar_resnet", "--arch-option",
+            "depth=8", "--arch-option", "width=2", "-b", "2", "-j", "2", "--no-in-memory", "--image-size", "8",
+            "--epochs", "100000", "--device", "cpu", "--output", str(run)]
+    with err.open("w") as stderr:  # its own session: the group signalled is the run's, not pytest's
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 120
+            while not (run / "metrics.jsonl").is_file():  # an epoch done: the workers are up and handing over
+                assert process.poll() is None and time.monotonic() < deadline, err.read_text()[-3000:]
+                time.sleep(0.1)
+            os.killpg(process.pid, getattr(signal, name))
+            assert process.wait(timeout=120) == code, err.read_text()[-3000:]
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    text = err.read_text()
+    assert "Traceback" not in text and "Exception ignored" not in text and "race condition" not in text, text

@@ -94,6 +94,15 @@ class Loader(DataLoader):
     def __iter__(self) -> Iterator[Any]:
         return held(super().__iter__())
 
+    def close(self) -> None:
+        """End the persistent workers now, not when garbage collection gets to them: after a stop signal sent
+        to the whole process group they are dying already, and until torch has forgotten them its SIGCHLD
+        handler raises 'worker killed by signal' wherever the process is (resnetcli/signals.py)."""
+        iterator = getattr(self, "_iterator", None)
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()
+        self._iterator = None
+
 
 def make_loader(
     dataset: AugmentedSplit, *, batch_size: int, sampler: Sampler[Any], workers: int, pin_memory: bool,

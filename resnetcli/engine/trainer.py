@@ -37,6 +37,7 @@ from resnetcli.engine.config import TrainConfig, replace
 from resnetcli.engine.data import (
     AugmentedSplit,
     EpochSampler,
+    Loader,
     ShardSampler,
     TrainingData,
     make_loader,
@@ -90,6 +91,7 @@ def train(prepared: Prepared) -> TrainResult:
     amp = amp_settings(precision.amp, precision.amp_dtype, device)
     D.init(dist, device, prepared.config.dist_timeout)
     finished = False
+    loaders: dict[str, Any] = {}
     try:
         state, stepper, loaders, callbacks, saver = build_run(prepared, dist, device, amp)
         fit(state, stepper, loaders, callbacks)
@@ -100,6 +102,9 @@ def train(prepared: Prepared) -> TrainResult:
             raise
         raise lost from exc
     finally:
+        for loader in (loaders.get("train"), loaders.get("val")):
+            if isinstance(loader, Loader):
+                loader.close()  # its workers, before interrupt_on_termination gives SIGCHLD back to torch
         close_logging()
         lock.release()
         D.shutdown(finished=finished)
