@@ -53,6 +53,18 @@ def _ema_of_other_shapes(state: dict[str, Any]) -> None:
     state["ema"] = {"decay": 0.9, "n_averaged": 1, "weights": {k: torch.zeros(1) for k in state["model"]}}
 
 
+def _partial(**change: Any) -> Callable[[dict[str, Any]], None]:
+    """A mutation adding a mid-epoch `partial_epoch` (engine/partial.py), valid but for `change`."""
+    def apply(state: dict[str, Any]) -> None:
+        import numpy as np
+
+        state["partial_epoch"] = {
+            "epoch": state["epoch"] + 1, "step": 1, "updates": 1, "loss_sum": 1.0, "correct_sum": 1.0, "seen": 1,
+            "lr_start": 0.1, "mix_numpy": np.random.default_rng(0).bit_generator.state,
+            "mix_torch": torch.Generator().get_state(), **change}
+    return apply
+
+
 # (field named in the message, mutation): wrong types and out-of-range values in every field
 CRAFTED: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
     ("version", _set("version", "1")),
@@ -96,6 +108,9 @@ CRAFTED: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
     ("config.data_options", _set("config.data_options", [1])),
     ("metrics", _set("metrics", "good")),
     ("ema.weights", _ema_of_other_shapes),
+    ("partial_epoch.mix_numpy", _partial(mix_numpy={"bit_generator": "PCG64"})),
+    ("partial_epoch.mix_torch", _partial(mix_torch=torch.zeros(3))),
+    ("partial_epoch.surplus", _partial(surplus=1)),  # EpochProgress(**partial_epoch) would not take it
 ]
 
 

@@ -171,7 +171,7 @@ class PartialEpoch(BaseModel):
     """engine/partial.py (--checkpoint-every-steps): how far the epoch after `epoch` got when last.pt was written
     inside it, and what resuming it exactly needs."""
 
-    model_config = _STRICT
+    model_config = ConfigDict(strict=True, arbitrary_types_allowed=True, extra="forbid")  # EpochProgress(**it)
     epoch: Annotated[int, Field(ge=1)]
     step: Annotated[int, Field(ge=1)]  # batches done in it
     updates: Count  # optimizer steps taken in it
@@ -181,6 +181,26 @@ class PartialEpoch(BaseModel):
     lr_start: FiniteFloat
     mix_numpy: dict[str, Any]
     mix_torch: torch.Tensor
+
+    @field_validator("mix_numpy")
+    @classmethod
+    def _numpy_generator_state(cls, value: dict[str, Any]) -> dict[str, Any]:
+        import numpy as np
+
+        try:  # the one test that cannot drift from numpy: the state loads into the generator it is for
+            np.random.default_rng().bit_generator.state = value
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"is not a numpy PCG64 state ({exc})") from None
+        return value
+
+    @field_validator("mix_torch")
+    @classmethod
+    def _torch_generator_state(cls, value: torch.Tensor) -> torch.Tensor:
+        try:
+            torch.Generator().set_state(value)
+        except (TypeError, RuntimeError) as exc:
+            raise ValueError(f"is not a torch.Generator state ({exc})") from None
+        return value
 
 
 class Checkpoint(BaseModel):
