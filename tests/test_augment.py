@@ -97,6 +97,10 @@ def test_bad_pipeline_files_and_names_are_one_line_errors(tmp_path: Path) -> Non
         build_pipeline(str(bad), train=True, image_size=16, mean=MEAN, std=STD)
     with pytest.raises(UsageError, match="does not exist"):
         build_pipeline(str(tmp_path / "missing.yaml"), train=True, image_size=16, mean=MEAN, std=STD)
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00 not text")
+    with pytest.raises(UsageError, match="binary.yaml is not a UTF-8 text file"):
+        build_pipeline(str(binary), train=True, image_size=16, mean=MEAN, std=STD)
     with pytest.raises(UsageError, match=r"unknown augmentation 'cifarr'; did you mean cifar"):
         build_pipeline("cifarr", train=True, image_size=16, mean=MEAN, std=STD)
     with pytest.raises(UsageError, match=r"does not take option\(s\) reflection; it takes: padding, reflect, flip"):

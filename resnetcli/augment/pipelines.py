@@ -113,6 +113,8 @@ def load_pipeline_file(
     path = Path(path)
     try:
         data = load_yaml(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UsageError(f"augmentation file {path} is not a UTF-8 text file (give an albumentations YAML)") from None
     except (OSError, yaml.YAMLError) as exc:
         raise UsageError(f"cannot read augmentation file {path}: {exc}") from exc
     if not isinstance(data, Mapping):
