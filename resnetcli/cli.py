@@ -7,11 +7,12 @@ helps from their source.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import re
 import sys
 from collections.abc import Iterator, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -199,6 +200,8 @@ def main() -> None:
         app(prog_name="resnetcli")
     except SystemExit as exc:
         code = exc.code
+    except KeyboardInterrupt:  # a second Ctrl-C while the first one's clean-up was being reported
+        code = 130
     except OSError as exc:  # in what runs before any command (--version, --help): a stdout at /dev/full
         report_error(DataError(_os_error_line(exc)))
         code = DataError.exit_code
@@ -218,7 +221,27 @@ def main() -> None:
         code = 130
     if code == 130 and not _state["interrupted"]:  # typer turns Ctrl-C outside a command into a silent 130
         sys.stderr.write("interrupted\n")
+    if _state["interrupted"]:
+        _end_now(code)
     sys.exit(code)
+
+
+def _end_now(code: int) -> NoReturn:
+    """Exit without the interpreter's teardown, after a command was stopped by a signal.
+
+    What the stopped command keeps is on disk by now (train: last.pt, train.log, the lock released). A signal
+    sent to the whole process group (Ctrl-C in a terminal, a batch scheduler) kills the loader's workers too, and
+    the threads that talked to them then race the interpreter's teardown: seen as 'Fatal Python error:
+    PyThreadState_Get' (exit -6) or a stray KeyboardInterrupt (exit -2) instead of the documented code.
+    """
+    import logging
+    import os
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code if isinstance(code, int) else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

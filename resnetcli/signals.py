@@ -17,9 +17,10 @@ clean-up ends the workers, `Loader.close`, before torch's handler is back).
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -42,6 +43,7 @@ class _State:
     installed = False  # inside interrupt_on_termination(): hold() defers only where our handler runs
     holding = 0
     pending: int | None = None
+    received: int | None = None  # the first stop signal the block got, even one whose exception was lost
     sigchld: Any = None  # SIGCHLD's handler before a stop muted it, restored when the block ends
 
 
@@ -60,11 +62,27 @@ def _stop(signum: int) -> None:
     raise Terminated(signum)
 
 
+def _forked_child() -> None:
+    # a process forked inside the block (a DataLoader or preprocess worker, often from inside a hold) is not the
+    # one that asked for deferred stops: it gets Python's defaults, so Ctrl-C and SIGTERM end it as before
+    if _State.installed:
+        _State.installed, _State.holding, _State.pending, _State.received, _State.sigchld = False, 0, None, None, None
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for sig in TERMINATION_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked_child)
+
+
 def _child_ended(signum: int, frame: FrameType | None) -> None:
     """SIGCHLD after a stop: nothing to do (see _stop)."""
 
 
 def _handle(signum: int, frame: FrameType | None) -> None:
+    if _State.received is None:
+        _State.received = signum
     if _State.holding and _State.pending is None:
         _State.pending = signum
         return
@@ -83,11 +101,19 @@ def interrupt_on_termination() -> Iterator[None]:
     previous = {sig: signal.getsignal(sig) for sig in handled}
     for sig in handled:
         signal.signal(sig, _handle)
-    _State.installed, _State.pending = True, None
+    _State.installed, _State.pending, _State.received = True, None, None
     try:
         yield
+    except Exception as exc:
+        # the stop's own exception can be lost (raised inside a __del__ or a weakref callback, it is only
+        # printed) and the same signal, sent to the whole process group, killed the loader's workers: their
+        # "exited unexpectedly" is then a consequence of the stop, not the error to report
+        if _State.received is None:
+            raise
+        signum = _State.received
+        raise (KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)) from exc
     finally:
-        _State.installed, _State.pending = False, None
+        _State.installed, _State.pending, _State.received = False, None, None
         if _State.sigchld is not None:
             previous[signal.SIGCHLD], _State.sigchld = _State.sigchld, None
         for sig, handler in previous.items():
@@ -113,10 +139,10 @@ def hold() -> Iterator[None]:
 _END = object()
 
 
-def held(iterable: Iterable[T]) -> Iterator[T]:
-    """`iterable`'s items, each fetched inside `hold()`."""
+def held(start: Callable[[], Iterable[T]]) -> Iterator[T]:
+    """The items of the iterable `start()` returns, it and each item fetched inside `hold()`."""
     with hold():
-        iterator = iter(iterable)
+        iterator = iter(start())
     while True:
         with hold():
             item = next(iterator, _END)

@@ -52,6 +52,31 @@ def test_a_second_signal_while_one_is_held_raises_at_once() -> None:
     assert info.value.signum == signal.SIGHUP
 
 
+class _StopsInDel:
+    """An object whose __del__ receives the stop: Python only prints an exception raised there."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+    def __del__(self) -> None:
+        _deliver(self.signum)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the lost exception, printed
+@pytest.mark.parametrize(("signum", "raised"), [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)])
+def test_an_error_after_a_stop_whose_exception_was_lost_is_reported_as_the_stop(
+        signum: int, raised: type[BaseException]) -> None:
+    """Sent to the whole process group, the stop also kills the loader's workers; if its own exception was lost
+    (raised inside a __del__), their 'exited unexpectedly' must not be what the run ends with."""
+    with pytest.raises(raised) as info, interrupt_on_termination():
+        stops = _StopsInDel(signum)
+        del stops
+        raise RuntimeError("DataLoader worker (pid(s) 1) exited unexpectedly")
+    assert isinstance(info.value.__cause__, RuntimeError)
+    with pytest.raises(RuntimeError), interrupt_on_termination():  # without a stop, the error is the error
+        raise RuntimeError("DataLoader worker (pid(s) 1) exited unexpectedly")
+
+
 def test_handlers_are_restored_and_nothing_stays_held() -> None:
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     with pytest.raises(Terminated), interrupt_on_termination():

@@ -8,6 +8,7 @@ sample index), whichever loader worker (or none) loads it.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -92,7 +93,8 @@ class Loader(DataLoader):
     """A DataLoader whose batch hand-over a stop signal never cuts (resnetcli/signals.py: held)."""
 
     def __iter__(self) -> Iterator[Any]:
-        return held(super().__iter__())
+        # DataLoader.__iter__ is fetched under the hold too: with persistent workers it waits for them
+        return held(functools.partial(DataLoader.__iter__, self))
 
     def close(self) -> None:
         """End the persistent workers now, not when garbage collection gets to them: after a stop signal sent
