@@ -4,8 +4,8 @@ Both train the demo's network (resnetcli.demo: cifar_resnet, its depth and recip
 Fashion-MNIST (28x28 gray, 54,000 training images) with the same batch size, optimizer, weight decay, label
 smoothing, learning-rate schedule and the precision `resnetcli train` picks for this CPU:
   engine   what `resnetcli train` runs: the data path build_loaders chooses (in memory here: decoded once,
-           pad-crop + flip per image and normalization as one gather per batch), the Stepper built as
-           build_run builds it, train_epoch with its progress hook;
+           the recipe's flip, and pad-crop when it pads, per image and normalization as one gather per batch),
+           the Stepper built as build_run builds it, train_epoch with its progress hook;
   plain    what one writes by hand with the images already a normalized float tensor in memory: shuffle,
            slice, flip half the batch, forward, loss, zero_grad, backward, step, scheduler step.
 Variants alternate, `--steps` batches each, repeated; best and median of the repeats, engine relative to
