@@ -108,6 +108,16 @@ def test_cifar_pickle_refuses_anything_but_arrays(tmp_path: Path) -> None:
         open_source("cifar100", root=tmp_path)
 
 
+@pytest.mark.parametrize("data", [[[300] * 3072], np.full((1, 3072), -1), np.full((1, 3072), 0.5), [[1, 2], [3]],
+                                  [["x"] * 3072]])
+def test_cifar_batches_with_pixels_that_are_not_bytes_are_one_data_error(tmp_path: Path, data: object) -> None:
+    write_cifar10_py(tmp_path)
+    with open(tmp_path / "cifar-10-batches-py" / "data_batch_1", "wb") as fh:
+        pickle.dump({b"data": data, b"labels": [0]}, fh, protocol=2)
+    with pytest.raises(DataError, match="data_batch_1: CIFAR"):
+        open_source("cifar10", root=tmp_path).split("train")
+
+
 def test_cifar_missing_files_and_failed_download_give_one_clear_line(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(DataError, match="CIFAR-10 not found"):
         open_source("cifar10", root=tmp_path)

@@ -65,10 +65,17 @@ def read_cifar_batches(paths: list[Path], label_key: str) -> tuple[np.ndarray, n
     for path in paths:
         batch = read_pickle(path)
         try:
-            data = np.asarray(_key(batch, "data"), dtype=np.uint8)
-            lab = np.asarray(_key(batch, label_key), dtype=np.int64)
+            data = np.asarray(_key(batch, "data"))
+            lab = np.asarray(_key(batch, label_key))
         except KeyError as exc:
             raise DataError(f"{path}: CIFAR batch without a '{exc.args[0]}' entry") from None
+        except (ValueError, TypeError) as exc:  # ragged or odd objects in a crafted pickle
+            raise DataError(f"{path}: CIFAR batch entries are not arrays of numbers ({exc})") from None
+        # checked, not cast: a cast to uint8 wraps 300 to 44 silently (or raises OverflowError for a list)
+        out_of_range = data.dtype.kind in "iu" and data.size > 0 and (data.min() < 0 or data.max() > 255)
+        if data.dtype.kind not in "iu" or lab.dtype.kind not in "iu" or out_of_range:
+            raise DataError(f"{path}: CIFAR pixels must be whole numbers from 0 to 255 and labels whole numbers")
+        data, lab = data.astype(np.uint8), lab.astype(np.int64)
         if data.ndim != 2 or data.shape[1] != 3072 or len(lab) != len(data):
             raise DataError(f"{path}: expected N x 3072 pixels and N labels, got {data.shape} and {lab.shape}")
         images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
