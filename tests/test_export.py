@@ -208,6 +208,26 @@ def test_a_file_that_disagrees_with_pytorch_is_not_kept(
     assert result.exit_code == 0 and (out / "model.torchscript.pt").is_file(), result.output
 
 
+def test_a_card_that_cannot_be_written_keeps_the_previous_file_and_card(
+    exported: Export, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from resnetcli.export.card import card_path
+
+    out = tmp_path / "out"
+    shutil.copytree(exported.out, out)
+    model = out / "model.torchscript.pt"
+    before = {path: path.read_bytes() for path in (model, card_path(model))}
+
+    def full_disk(path: object, data: object) -> None:
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr("resnetcli.io.write_json", full_disk)
+    result = runner.invoke(app, ["export", str(exported.trained.last), "-f", "torchscript", "-o", str(out)])
+    assert result.exit_code == 3, result.output
+    assert {path: path.read_bytes() for path in before} == before  # the pair still belongs together
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
 def test_bad_formats_are_refused() -> None:
     assert parse_formats("all") == ["onnx", "torchscript", "pt2", "safetensors"]
     assert parse_formats("safetensors,onnx") == ["onnx", "safetensors"]

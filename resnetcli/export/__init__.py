@@ -114,7 +114,8 @@ def export_checkpoint(
             card["verification"] = {"runtime": _runtime_name(fmt), "images": described,
                                     "max_abs_diff": diff, "tolerance": tolerance}
             card["file"]["sha256"] = _sha256(tmp)
-        write_json(card_path(target), card)
+            # the card before the file's rename: a card that cannot be written keeps the old file and old card
+            write_json(card_path(target), card)
         done.append(Exported(fmt, target, card_path(target), diff, described))
         console.print(escape(done[-1].line(tolerance)))
     return done
