@@ -145,7 +145,7 @@ def find_checkpoint(
         if target.is_file():
             return target
         if not target.exists():
-            what = "checkpoint" if target.suffix == ".pt" else "run folder"
+            what = "checkpoint" if target.suffix in (".pt", ".pth") else "run folder"
             raise CheckpointError(f"{what} {target} does not exist; `ls {runs_dir}` lists the runs")
         run_dir = target
     else:
