@@ -234,3 +234,17 @@ def test_test_with_report_of_a_loose_checkpoint_is_refused_before_testing(traine
                                       "--report"])
     assert "is not a run folder" in one_error_line(result, 4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["loose.pt"]  # nothing tested, nothing written
+
+
+def test_a_crafted_ident_gives_no_thumbnail_not_an_error(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from resnetcli.report.thumbs import Thumbnails
+
+    (tmp_path / "a").mkdir()
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "a" / "ok.png")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    thumbs = Thumbnails("folder", tmp_path, "test")
+    assert thumbs.uri("a/ok.png").startswith("data:image/png;base64,")
+    for ident in ("a/ok\x00.png", "../outside.png", "loop/x.png"):
+        assert thumbs._file_image(ident) is None

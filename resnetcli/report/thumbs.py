@@ -48,8 +48,11 @@ class Thumbnails:
 
         if self.root is None:
             return None
-        root = self.root.resolve()
-        path = (root / ident).resolve()
+        try:
+            root = self.root.resolve()
+            path = (root / ident).resolve()
+        except (OSError, ValueError, RuntimeError):  # a crafted predictions.csv: a NUL byte, a link loop
+            return None
         if not path.is_relative_to(root) or not path.is_file():
             return None
         try:
