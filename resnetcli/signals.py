@@ -46,6 +46,15 @@ class _State:
     received: int | None = None  # the first stop signal the block got, even one whose exception was lost
     sigchld: Any = None  # SIGCHLD's handler before a stop muted it, restored when the block ends
 
+    @classmethod
+    def reset(cls, *, installed: bool) -> None:
+        cls.installed, cls.holding, cls.pending, cls.received = installed, 0, None, None
+
+
+def _interruption(signum: int) -> KeyboardInterrupt:
+    """What a stop by `signum` raises: KeyboardInterrupt for Ctrl-C, else Terminated."""
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
 
 def _stop(signum: int) -> None:
     # once is enough: a second termination signal during the clean-up must not interrupt the clean-up itself
@@ -57,16 +66,15 @@ def _stop(signum: int) -> None:
         # Python no-op, not SIG_DFL: a SIGCHLD already caught would be reported as "ignored due to race condition")
         _State.sigchld = signal.getsignal(signal.SIGCHLD)
         signal.signal(signal.SIGCHLD, _child_ended)
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt
-    raise Terminated(signum)
+    raise _interruption(signum)
 
 
 def _forked_child() -> None:
     # a process forked inside the block (a DataLoader or preprocess worker, often from inside a hold) is not the
     # one that asked for deferred stops: it gets Python's defaults, so Ctrl-C and SIGTERM end it as before
     if _State.installed:
-        _State.installed, _State.holding, _State.pending, _State.received, _State.sigchld = False, 0, None, None, None
+        _State.reset(installed=False)
+        _State.sigchld = None
         signal.signal(signal.SIGINT, signal.default_int_handler)
         for sig in TERMINATION_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
@@ -101,7 +109,7 @@ def interrupt_on_termination() -> Iterator[None]:
     previous = {sig: signal.getsignal(sig) for sig in handled}
     for sig in handled:
         signal.signal(sig, _handle)
-    _State.installed, _State.pending, _State.received = True, None, None
+    _State.reset(installed=True)
     try:
         yield
     except Exception as exc:
@@ -110,10 +118,9 @@ def interrupt_on_termination() -> Iterator[None]:
         # "exited unexpectedly" is then a consequence of the stop, not the error to report
         if _State.received is None:
             raise
-        signum = _State.received
-        raise (KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)) from exc
+        raise _interruption(_State.received) from exc
     finally:
-        _State.installed, _State.pending, _State.received = False, None, None
+        _State.reset(installed=False)
         if _State.sigchld is not None:
             previous[signal.SIGCHLD], _State.sigchld = _State.sigchld, None
         for sig, handler in previous.items():

@@ -196,9 +196,9 @@ def train_epoch(
         if accumulate == 1:
             window, closes = 1, True
         else:  # the epoch's last window may be shorter: its batches are averaged over its own size
-            start = steps - steps % accumulate
-            window = accumulate if total is None else min(accumulate, total - start)
-            closes = steps + 1 == start + window
+            window_start = steps - steps % accumulate
+            window = accumulate if total is None else min(accumulate, total - window_start)
+            closes = steps + 1 == window_start + window
         scaled = loss if window == 1 else loss / window
         no_sync = getattr(model, "no_sync", None)  # DDP: all-reduce only the window's last backward
         with contextlib.nullcontext() if closes or no_sync is None else no_sync():
