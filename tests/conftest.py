@@ -15,6 +15,15 @@ from PIL import Image
 if TYPE_CHECKING:
     from helpers_forker import Forker
 
+# One terminal width however the suite is run (a terminal, a pipe, a pytest-xdist worker, which sets COLUMNS):
+# rich fixes a console's width for good if COLUMNS is set when the console is created, so resnetcli's consoles
+# are created without it and then follow COLUMNS: 80 unless a test passes its own for a wider table.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
+import resnetcli.console  # noqa: F401
+
+os.environ["COLUMNS"] = "80"
+
 
 def class_image(class_index: int, num_classes: int, size: tuple[int, int], seed: int) -> np.ndarray:
     """An HxWx3 uint8 image a net can tell apart by class: a class colour, a class stripe pattern, noise."""

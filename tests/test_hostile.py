@@ -407,7 +407,7 @@ def test_stdout_that_cannot_be_written_is_one_error_line(argv: list[str]) -> Non
 def test_non_ascii_names_in_an_ascii_only_locale(trained: TrainedRun, tmp_path: Path, env: dict[str, str]) -> None:
     image = tmp_path / "chat-été-猫.png"
     Image.open(next((trained.data / "test" / CLASSES[0]).glob("*.png"))).save(image)
-    result = _run(["predict", str(image), "--checkpoint", str(trained.last)], **env)
+    result = _run(["predict", str(image), "--checkpoint", str(trained.last)], COLUMNS="1000", **env)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and "chat-" in result.stdout
     result = _run(["preprocess", "-i", str(tmp_path / "manqué-猫"), "-o", str(tmp_path / "o")], **env)
@@ -447,15 +447,23 @@ def test_ctrl_c_during_start_up_is_quiet(delay: float) -> None:
 # ------------------------------------------------------------------ signals and kill -9 during preprocess
 
 
+def _write_noise_png(seed: int, path: Path) -> None:
+    rng = np.random.default_rng(seed)
+    # noise does not compress: level 0 writes the same bytes at twice the speed of the default level
+    Image.fromarray(rng.integers(0, 255, (600, 800, 3), dtype=np.uint8)).save(path, compress_level=0)
+
+
 @pytest.fixture(scope="module")
 def many_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Enough large images that preprocess with two workers runs for several seconds."""
+    """Enough large, distinct images that preprocess with two workers is still busy well after its first write."""
+    import multiprocessing
+
     root = tmp_path_factory.mktemp("many") / "images"
-    rng = np.random.default_rng(0)
+    paths = [root / f"c{k}" / f"{i}.png" for k in range(2) for i in range(150)]
     for k in range(2):
         (root / f"c{k}").mkdir(parents=True)
-        for i in range(150):
-            Image.fromarray(rng.integers(0, 255, (600, 800, 3), dtype=np.uint8)).save(root / f"c{k}" / f"{i}.png")
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        pool.starmap(_write_noise_png, enumerate(paths))
     return root
 
 
@@ -598,7 +606,8 @@ def test_predict_warns_about_dangling_links_and_fifos(trained: TrainedRun, tmp_p
         odd.symlink_to(tmp_path / "gone.png")
     else:
         os.mkfifo(odd)
-    result = runner.invoke(app, ["predict", str(folder), "--checkpoint", str(trained.last)])
+    # wide enough that the table never folds the (long, temporary) path of good.png
+    result = runner.invoke(app, ["predict", str(folder), "--checkpoint", str(trained.last)], env={"COLUMNS": "1000"})
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "odd.png" in warnings[0], result.stderr
