@@ -24,6 +24,12 @@ import resnetcli.console  # noqa: F401
 
 os.environ["COLUMNS"] = "80"
 
+# pytest-xdist workers share the cores: each gets its part for torch's threads (and the commands it starts), as
+# threads that outnumber the cores spin against each other. Set before anything imports torch.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // _WORKERS)))
+
 
 def class_image(class_index: int, num_classes: int, size: tuple[int, int], seed: int) -> np.ndarray:
     """An HxWx3 uint8 image a net can tell apart by class: a class colour, a class stripe pattern, noise."""
