@@ -29,13 +29,17 @@ demo: setup
 	fi
 	$(BIN)/python -m resnetcli.demo $(DEMO_ARGS)
 
-# The test command (CI runs exactly this): lint, then every test.
+# The test command (CI runs exactly this): lint, then every test, one pytest-xdist worker per core (most tests
+# wait on a process they started: two workers keep both cores of a small machine busy). Work-stealing, as a few
+# torchrun and kill -9 tests take seconds each and would otherwise leave one worker idle at the end.
+PYTEST := $(BIN)/python -m pytest -n auto --dist worksteal
+
 test: setup lint
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 # While editing: the same minus the tests marked slow (kill -9 resumes, torchrun, end-to-end runs).
 test-fast: setup lint
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check .
