@@ -101,6 +101,10 @@ class _Group(TyperGroup):
         return self.commands.summary(cmd_name)
 
     def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
+        # A real argv cannot hold NUL, but a caller in Python can pass one; the OS refuses it in any path (a
+        # ValueError from os.stat, not an OSError), so it is refused here, for every option of every command.
+        if any("\x00" in arg for arg in args):
+            raise _ParseError("an argument holds a NUL byte, which no path or value can contain", ctx=ctx)
         if args and args[0] in self.commands:  # the command that runs, the only one imported
             return args[0], self.commands[args[0]], args[1:]
         return super().resolve_command(ctx, args)  # the error for a mistyped name, with typer's suggestions

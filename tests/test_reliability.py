@@ -315,7 +315,7 @@ def all_bad(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (["train", "--data", "{data}", "--arch", "resnet20", "--resume", "{tmp}/gone.pt"], 4, r"gone\.pt", 0),
     (["train", "--data", "{data}", "--arch", "resnet20", "--device", "cuda"], 2, r"--device cuda", 0),
     (["train", "--data", "{data}", "--arch", "resnet20", "--arch-option", "shortcut=Z"], 2, r"shortcut", 0),
-    (["train", "--data", "{data}", "--arch", "resnet20", "--epochs", "many"], 2, r"'--epochs'.*valid integer", 0),
+    (["train", "--data", "{data}", "--arch", "resnet20", "--epochs", "many"], 2, r"'--epochs'.*valid int", 0),
     (["predict", "{all_bad}", "--checkpoint", "{last}"], 3, r"nothing to classify", 4),
     (["predict", "{tmp}/missing.png", "--checkpoint", "{last}"], 3, r"nothing to classify", 1),
     (["predict", "{all_bad}", "--checkpoint", "{last}", "--top-k", "0"], 2, r"--top-k", 0),
