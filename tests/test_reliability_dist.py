@@ -102,12 +102,19 @@ def test_a_process_started_by_hand_on_a_busy_port_gives_one_line(forker: Forker,
 
 
 def test_torchrun_with_an_uneven_last_batch_finishes(data: Path, tmp_path: Path) -> None:
-    """9 training images over 2 processes in batches of 2 (the last one short), 5 validation images (3 + 2)."""
+    """Two processes over gloo: 9 training images in batches of 2 (the last one short), 5 validation images
+    (3 + 2). Also what any such run must leave: one TensorBoard writer, a checkpoint without DDP's wrapper."""
     run = tmp_path / "run"
-    proc = subprocess.run(_torchrun(_free_port()) + _train_argv(data, run, "--epochs", "2", "--no-drop-last"),
-                          capture_output=True, text=True, env=_env(), timeout=HANG)
+    config = tmp_path / "tensorboard.yaml"
+    config.write_text("plot: false\ndist_timeout: 60\n")  # quiet.yaml, TensorBoard on
+    argv = [str(config) if a == str(data.parent / "quiet.yaml") else a
+            for a in _train_argv(data, run, "--epochs", "2", "--no-drop-last", "--log-level", "INFO")]
+    proc = subprocess.run(_torchrun(_free_port()) + argv, capture_output=True, text=True, env=_env(), timeout=HANG)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "on cpu x2 processes" in (run / "train.log").read_text()
+    assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 1  # rank 0 alone writes
     state = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert not any(k.startswith("module.") for k in state["model"])  # saved unwrapped from DDP
     # DistributedSampler pads 9 to 5 per process: batches of 2, 2, 1 -> 3 steps per epoch on both
     assert state["epoch"] == 2 and state["global_step"] == 6
     rows = list(csv.DictReader((run / "metrics.csv").open()))
