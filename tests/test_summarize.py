@@ -166,3 +166,26 @@ def test_falls_back_to_a_real_tensor_when_meta_fails(monkeypatch: pytest.MonkeyP
     assert summary.input_size == 8
     assert [row.output_shape for row in summary.layers] == [[8, 8, 2], [6, 6, 4], [3]]
     assert summary.total_params == 2 * 4 * 9 + 4 + 4 * 3 + 3
+
+
+@pytest.mark.parametrize("arch, size", [("resnet50", 224), ("resnet20", 32), ("preact_resnet50", 64)])
+def test_the_real_pass_on_zeros_describes_the_network_as_the_meta_pass_does(arch: str, size: int) -> None:
+    """Small inputs are summarised by a pass over zero weights on the CPU, large ones on the meta device: both
+    must give the same table."""
+    real = summarize_arch(arch, input_size=size, depth=3)
+    with torch.device("meta"):
+        model = zoo.__dict__[arch](real.num_classes)
+    meta = summarize_model(model, input_size=size, depth=3, arch=arch, num_classes=real.num_classes)
+    assert next(model.parameters()).is_meta
+    assert real == meta
+
+
+def test_summarize_does_not_import_torch_dynamo() -> None:
+    """torch's meta-device batch norm imports torch._dynamo, 1.3 s of the command's start: a default summary
+    needs neither."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from resnetcli.summary import summarize_arch; summarize_arch('resnet50'); "
+            "print('torch._dynamo' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"

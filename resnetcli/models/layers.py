@@ -188,6 +188,9 @@ def init_weights(model: nn.Module, scheme: str = "kaiming") -> None:
     """Kaiming-normal (fan_out, as torchvision) or Xavier-normal (seed 002) conv weights; BN to identity."""
     if scheme not in INITS:
         raise UsageError(f"unknown init '{scheme}'; choose one of {', '.join(INITS)}")
+    if any(p.is_meta for p in model.parameters()):
+        # shapes only (summarize): no values to draw, and torch's meta normal_ imports torch._dynamo (1.3 s)
+        return
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             if scheme == "kaiming":
