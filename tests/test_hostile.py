@@ -381,8 +381,13 @@ def test_an_error_inside_a_dataloader_worker_is_one_clean_line(monkeypatch: pyte
             raise eval(raised, {"DataError": DataError})
 
     def summarize_arch(*args: Any, **kwargs: Any) -> None:
-        loader = torch.utils.data.DataLoader(Failing(), num_workers=1)
-        next(iter(loader))
+        from resnetcli.engine.data import Loader
+
+        loader = Loader(Failing(), num_workers=1, persistent_workers=True)  # as train's loaders are
+        try:
+            next(iter(loader))
+        finally:  # the worker ends now (left to a later test's garbage collection, it took 5 s to join)
+            loader.close()
 
     import resnetcli.summary
 
