@@ -36,10 +36,11 @@ class RunInfo:
     best_val_acc: float | None
     last_val_acc: float | None
     test_acc: float | None
-    state: str  # finished | interrupted | running
+    state: str  # finished | stopped early | interrupted | running
     when: str | None  # ISO time of the run's last write
     config: dict[str, Any] = field(repr=False, default_factory=dict)
     rows: list[dict[str, Any]] = field(repr=False, default_factory=list)
+    stop_reason: str | None = None  # why a run in state 'stopped early' ended before its --epochs
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -58,7 +59,8 @@ def read_rows(layout: RunLayout) -> list[dict[str, Any]]:
     """metrics.jsonl's rows, for every reader of a finished or running run (`runs`, `report`): a torn last line,
     from a run killed mid-write, is skipped; a value that is not a number is None, so one odd file cannot stop
     a listing or a page."""
-    from resnetcli.engine.bookkeeping import COLUMNS
+    from resnetcli.engine.bookkeeping import COLUMNS, STOPPED
+
     try:
         lines = layout.metrics_jsonl.read_text(encoding="utf-8").splitlines()
     except OSError:
@@ -71,6 +73,8 @@ def read_rows(layout: RunLayout) -> list[dict[str, Any]]:
             continue
         if isinstance(row, dict) and isinstance(row.get("epoch"), int):
             rows.append({k: row[k] if _is_number(row.get(k)) else None for k in COLUMNS})
+            if isinstance(row.get(STOPPED), str):
+                rows[-1][STOPPED] = row[STOPPED]
     return rows
 
 
@@ -97,10 +101,15 @@ def read_run(run_dir: Path, name: str) -> RunInfo:
     vals = [float(r["val_acc"]) for r in rows if r["val_acc"] is not None]
     tested = _read_json(layout.eval_dir("test") / "metrics.json")
     test_acc = tested.get("top1") if isinstance(tested, dict) else None
+    from resnetcli.engine.bookkeeping import STOPPED
+
+    stop_reason = rows[-1].get(STOPPED) if rows else None
     if is_running(layout):
         state = "running"
     elif planned is not None and done >= planned:
         state = "finished"
+    elif stop_reason:
+        state = "stopped early"
     else:
         state = "interrupted"
     stamps = [p.stat().st_mtime for p in (layout.last, layout.metrics_jsonl, layout.config) if p.is_file()]
@@ -110,7 +119,7 @@ def read_run(run_dir: Path, name: str) -> RunInfo:
         last_val_acc=rows[-1].get("val_acc") if rows else None,
         test_acc=float(test_acc) if _is_number(test_acc) else None, state=state,
         when=datetime.fromtimestamp(max(stamps)).isoformat(timespec="seconds") if stamps else None,
-        config=config, rows=rows,
+        config=config, rows=rows, stop_reason=stop_reason if state == "stopped early" else None,
     )
 
 
@@ -180,7 +189,7 @@ def runs_table(runs: list[RunInfo], title: str) -> Any:
     for column in ("name", "arch", "data", "epochs", "best val", "last val", "test", "state", "when"):
         table.add_column(column, justify="right" if column in ("epochs", "best val", "last val", "test") else "left",
                          overflow="fold")
-    style = {"finished": "green", "interrupted": "yellow", "running": "cyan"}
+    style = {"finished": "green", "stopped early": "green", "interrupted": "yellow", "running": "cyan"}
     for run in runs:
         table.add_row(escape(run.name), escape(str(run.arch or "-")), escape(str(run.data or "-")),
                       f"{run.epochs_done}/{run.epochs_planned if run.epochs_planned is not None else '?'}",

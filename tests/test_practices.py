@@ -19,6 +19,7 @@ from resnetcli.engine.ema import WeightAverage
 from resnetcli.engine.imbalance import BalancedSampler, class_weights, effective_number
 from resnetcli.engine.loop import Stepper, evaluate, train_epoch
 from resnetcli.errors import CheckpointError, DataError, UsageError
+from resnetcli.runs_table import read_run
 
 
 def _tiny_net(seed: int = 0) -> nn.Module:
@@ -159,9 +160,12 @@ def test_early_stopping_stops_at_the_epoch_its_patience_says(
     epochs = 8 if best is None else 6
     result = run_engine(data, run, epochs=epochs, val_split="auto", data_options={"val_split": 0.25}, **flags)
     last = load_checkpoint(run / "checkpoints" / "last.pt")
+    listed = read_run(run, "run")  # what `resnetcli runs` shows, read without torch
     if best is None:
         assert result.stop_reason is None and last["epoch"] == 8
+        assert (listed.state, listed.stop_reason) == ("finished", None)
         return
+    assert (listed.state, listed.stop_reason) == ("stopped early", result.stop_reason)
     assert result.epochs_run == stop_epoch and last["epoch"] == stop_epoch
     saved = last["early_stop"]
     assert (saved["best"], saved["best_epoch"]) == (pytest.approx(best[0]), best[1])
@@ -175,6 +179,7 @@ def test_early_stopping_stops_at_the_epoch_its_patience_says(
     again = run_engine(data, None, epochs=epochs, val_split="auto", data_options={"val_split": 0.25},
                        resume=str(run), **flags)
     assert again.epochs_run == 0 and again.stop_reason == result.stop_reason
+    assert read_run(run, "run").state == "stopped early"
 
 
 def test_early_stopping_without_validation_is_one_usage_error(tmp_path: Path) -> None:

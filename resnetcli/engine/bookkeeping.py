@@ -22,6 +22,8 @@ from resnetcli.runs import RunLayout
 #: val_top5 keeps its name for older readers but holds top-k with k = val_k (fewer than 5 classes: k < 5)
 COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr", "lr_end", "time",
            "images_per_s", "val_k")
+#: metrics.jsonl's extra key on the last row of a run that a callback ended early (MetricsLog.mark_stopped)
+STOPPED = "stopped"
 LOGGER_NAME = "resnetcli.train"
 
 
@@ -83,6 +85,13 @@ class MetricsLog:
     def add(self, row: dict[str, Any]) -> None:
         self.rows.append({k: _clean(row.get(k)) for k in COLUMNS})
         self._write()
+
+    def mark_stopped(self, reason: str) -> None:
+        """Why the run ended before --epochs (early stopping), on the last row of metrics.jsonl only: what
+        `resnetcli runs` reads, without torch, to tell a run that stopped from one that was interrupted."""
+        if self.rows:
+            self.rows[-1][STOPPED] = reason
+            self._write()
 
     def _write(self) -> None:
         write_csv(self.layout.metrics_csv, COLUMNS,

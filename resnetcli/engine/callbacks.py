@@ -162,6 +162,10 @@ class MetricsFiles(Callback):
         assert self.log is not None
         self.log.add(row)
 
+    def on_train_end(self, state: TrainState) -> None:
+        if state.stop_reason and self.log is not None:
+            self.log.mark_stopped(state.stop_reason)
+
 
 class Plot(Callback):
     """plot.png: loss and accuracy curves of every epoch so far (from the metrics files' rows)."""
