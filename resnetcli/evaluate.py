@@ -54,7 +54,8 @@ def evaluate_checkpoint(
         raise UsageError(f"--workers must be 0 or more, not {workers}")
     if checkpoint is not None and run is not None:
         raise UsageError("give either a run folder or --checkpoint, not both")
-    path = find_checkpoint(checkpoint if checkpoint is not None else run, which, runs_dir)
+    path = find_checkpoint(checkpoint if checkpoint is not None else run, which, runs_dir,
+                           via_checkpoint_option=checkpoint is not None)
     dev = pick_device(device)
     restored = restore(path, dev)
     source = open_data(restored, data)

@@ -60,7 +60,8 @@ def test_command(
         from resnetcli.runs import find_checkpoint, run_dir_of
 
         report_folder(run_dir_of(find_checkpoint(checkpoint if checkpoint is not None else run_dir, which,
-                                                 runs_dir)), runs_dir)
+                                                 runs_dir, via_checkpoint_option=checkpoint is not None)),
+                      runs_dir)
     result = evaluate_checkpoint(
         run_dir, checkpoint=checkpoint, which=which, data=data, split=split, output=output, tta_flip=tta_flip,
         batch_size=batch_size, device=device, workers=workers, runs_dir=runs_dir,
