@@ -32,6 +32,14 @@ def test_a_held_out_split_says_how_many_and_why(train_test: Path) -> None:
     assert source.describe("train") == "16 train (train/)"
 
 
+@pytest.mark.parametrize("seed", ["abc", 1.5, True, None])
+def test_a_seed_that_is_not_a_whole_number_is_one_usage_line(train_test: Path, seed: object) -> None:
+    from resnetcli.errors import UsageError
+
+    with pytest.raises(UsageError, match=f"seed must be a whole number, got {seed!r}"):
+        open_source(train_test, seed=seed)
+
+
 def test_val_split_none_trains_on_every_train_image(train_test: Path) -> None:
     none = open_training_data(str(train_test), {}, "none")
     assert len(none.train) == 20 and none.val is None  # was 16: 4 held out for a validation nobody ran

@@ -22,6 +22,13 @@ def check_fraction(name: str, value: float) -> float:
     return value
 
 
+def check_seed(value: object) -> int:
+    """A hold-out seed: a whole number (random.Random would take any string or float and draw from it)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"the data option seed must be a whole number, got {value!r}")
+    return value
+
+
 def stratified_split(labels: Sequence[int], fractions: Sequence[float], seed: int) -> list[list[int]]:
     """Indices for each fraction of the whole (the rest comes first), drawn per class with a seeded shuffle.
 
@@ -69,6 +76,7 @@ def hold_out(
     parent is `whole` itself and nothing is held out. `why` says which option asked for it
     (for example 'val_split=0.2, the folder has no val/').
     """
+    check_seed(seed)
     wanted = {name: f for name, f in fractions.items() if f > 0}
     if not wanted:
         return {parent: whole}, []
