@@ -248,3 +248,15 @@ def test_a_crafted_ident_gives_no_thumbnail_not_an_error(tmp_path: Path) -> None
     assert thumbs.uri("a/ok.png").startswith("data:image/png;base64,")
     for ident in ("a/ok\x00.png", "../outside.png", "loop/x.png"):
         assert thumbs._file_image(ident) is None
+
+
+def test_thumbnails_of_a_registered_dataset_use_the_runs_data_options(tmp_path: Path) -> None:
+    """A run trained on `--data cifar10 --data-option root=DIR` shows its images, read from DIR."""
+    from test_sources import write_cifar10_py
+
+    from resnetcli.report.thumbs import Thumbnails
+
+    write_cifar10_py(tmp_path / "elsewhere")
+    assert Thumbnails("cifar10", None, "test", {"root": str(tmp_path / "elsewhere")}).uri("index:0").startswith(
+        "data:image/png;base64,")
+    assert Thumbnails("cifar10", None, "test", {"root": str(tmp_path / "nowhere")}).uri("index:0") is None

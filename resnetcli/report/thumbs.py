@@ -15,11 +15,14 @@ class Thumbnails:
     """ident (a predictions.csv row's `ident`) -> a PNG data URI, or None when the image cannot be found.
 
     Folder data sets name files relative to their root (read directly, never outside the root); array
-    data sets (CIFAR, MNIST) are opened once through resnetcli.data and indexed by ident.
+    data sets (CIFAR, MNIST) are opened once through resnetcli.data, with the run's --data-option values
+    (`root=` among them), and indexed by ident.
     """
 
-    def __init__(self, spec: str | None, root: Path | None, split: str | None) -> None:
+    def __init__(self, spec: str | None, root: Path | None, split: str | None,
+                 options: dict[str, Any] | None = None) -> None:
         self.spec, self.root, self.split = spec, root, split
+        self.options = dict(options or {})
         self._by_ident: dict[str, int] | None = None
         self._split_obj: Any = None
 
@@ -32,7 +35,8 @@ class Thumbnails:
             try:
                 from resnetcli.data import open_source
 
-                source = open_source(str(self.root) if self.root is not None else self.spec)
+                source = (open_source(str(self.root)) if self.root is not None
+                          else open_source(self.spec, **self.options))
                 self._split_obj = source.split(self.split)
                 self._by_ident = {self._split_obj.ident(k): k for k in range(len(self._split_obj))}
             except Exception:  # no thumbnails is a smaller loss than no report
