@@ -21,7 +21,7 @@ import pytest
 import torch
 from helpers_cli import one_error_line
 from helpers_evaluate import CLASSES, TrainedRun, train_once, write_tree
-from helpers_forker import Forker, shared_forker
+from helpers_forker import Forker
 from typer.testing import CliRunner
 
 from resnetcli.cli import app
@@ -286,11 +286,6 @@ def test_exit_codes_of_real_processes(forker: Forker, trained: TrainedRun, tmp_p
     assert result["status"] == 130, text
     assert "Traceback" not in text and "interrupted" in text
     load_checkpoint(run / "checkpoints" / "last.pt")
-
-
-@pytest.fixture(scope="module")
-def forker() -> Forker:
-    return shared_forker()
 
 
 # ------------------------------------------------------------- one line and the right code, everywhere

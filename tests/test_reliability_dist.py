@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers_forker import Forker, shared_forker
+from helpers_forker import Forker
 from PIL import Image
 
 from resnetcli.engine.checkpoint import load_checkpoint
@@ -192,8 +192,3 @@ def test_started_by_hand_a_rank_that_dies_makes_the_other_exit_with_one_error_li
     assert len(errors) == 1 and "another process of the distributed run stopped or became unreachable" in errors[0]
     assert stderr.strip().splitlines()[-1] == errors[0]
     load_checkpoint(run / "checkpoints" / "last.pt")
-
-
-@pytest.fixture(scope="module")
-def forker() -> Forker:
-    return shared_forker()
