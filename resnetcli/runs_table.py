@@ -92,6 +92,7 @@ def read_config(layout: RunLayout) -> dict[str, Any]:
 
 def read_run(run_dir: Path, name: str) -> RunInfo:
     """One run's row, from its files."""
+    from resnetcli.engine.bookkeeping import STOPPED
     from resnetcli.engine.lock import is_running
 
     layout = RunLayout(run_dir)
@@ -101,8 +102,6 @@ def read_run(run_dir: Path, name: str) -> RunInfo:
     vals = [float(r["val_acc"]) for r in rows if r["val_acc"] is not None]
     tested = _read_json(layout.eval_dir("test") / "metrics.json")
     test_acc = tested.get("top1") if isinstance(tested, dict) else None
-    from resnetcli.engine.bookkeeping import STOPPED
-
     stop_reason = rows[-1].get(STOPPED) if rows else None
     if is_running(layout):
         state = "running"

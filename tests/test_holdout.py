@@ -38,6 +38,7 @@ def test_a_seed_that_is_not_a_whole_number_is_one_usage_line(train_test: Path, s
 
     with pytest.raises(UsageError, match=f"seed must be a whole number, got {seed!r}"):
         open_source(train_test, seed=seed)
+    assert open_source(train_test, seed=np.int64(3)).counts() == open_source(train_test, seed=3).counts()
 
 
 def test_val_split_none_trains_on_every_train_image(train_test: Path) -> None:

@@ -7,6 +7,7 @@ training run can say so and `Source.give_back` can return them when nothing vali
 
 from __future__ import annotations
 
+import operator
 import random
 from collections.abc import Sequence
 
@@ -23,10 +24,13 @@ def check_fraction(name: str, value: float) -> float:
 
 
 def check_seed(value: object) -> int:
-    """A hold-out seed: a whole number (random.Random would take any string or float and draw from it)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise UsageError(f"the data option seed must be a whole number, got {value!r}")
-    return value
+    """A hold-out seed: a whole number, numpy's included (random.Random would take any string or float)."""
+    if not isinstance(value, bool):
+        try:
+            return operator.index(value)  # type: ignore[arg-type]
+        except TypeError:
+            pass
+    raise UsageError(f"the data option seed must be a whole number, got {value!r}")
 
 
 def stratified_split(labels: Sequence[int], fractions: Sequence[float], seed: int) -> list[list[int]]:
@@ -76,7 +80,7 @@ def hold_out(
     parent is `whole` itself and nothing is held out. `why` says which option asked for it
     (for example 'val_split=0.2, the folder has no val/').
     """
-    check_seed(seed)
+    seed = check_seed(seed)
     wanted = {name: f for name, f in fractions.items() if f > 0}
     if not wanted:
         return {parent: whole}, []
