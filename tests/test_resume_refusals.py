@@ -79,9 +79,12 @@ def test_a_resume_with_epochs_below_those_done_trains_nothing_whatever_the_sched
     data = write_images(tmp_path / "data", classes=2, per_class=4, size=8)
     run_engine(data, tmp_path / "run", arch="cifar_resnet", arch_options={"depth": 8, "width": 2}, image_size=8,
                scheduler="onecycle", epochs=2, amp=False)
+    config = RunLayout(tmp_path / "run").config.read_text()
     result = runner.invoke(app, ["train", "--resume", str(tmp_path / "run"), "--epochs", "1", *QUIET])
     assert result.exit_code == 0, result.output
     assert load_checkpoint(RunLayout(tmp_path / "run").last)["epoch"] == 2
+    # nothing trained, nothing rewritten: config.yaml still plans the 2 epochs done (`runs` said 2/1)
+    assert RunLayout(tmp_path / "run").config.read_text() == config
 
 
 def test_a_resume_without_the_max_steps_it_was_trained_with_rebuilds_its_schedule(tmp_path: Path) -> None:

@@ -251,7 +251,8 @@ def build_run(prepared: Prepared, dist: D.DistInfo, device: torch.device,
     if dist.main:
         from resnetcli.io import write_text
 
-        write_text(layout.config, config.to_yaml())
+        if state.epoch < config.epochs:  # a resume with nothing left to train keeps the run's own config.yaml
+            write_text(layout.config, config.to_yaml())
         from resnetcli.loggers import build_loggers
 
         loggers = build_loggers(config, layout, logger.warning)  # csv first: the plot draws its rows
