@@ -229,3 +229,18 @@ def test_a_resumed_run_keeps_the_metrics_rows_of_its_epochs_and_drops_the_malfor
     rows = [{"epoch": 1}, {"epoch": None}, {"epoch": "2"}, [3], {"epoch": 2}, {"epoch": 3}]
     layout.metrics_jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{not json\n")
     assert MetricsLog(layout, keep_until=2).rows == [{"epoch": 1}, {"epoch": 2}]  # epoch 3 is about to be redone
+
+
+@pytest.mark.parametrize("flags, tensorboard", [([], False), (["--logger", "csv,tensorboard"], True),
+                                                (["--logger", "csv"], False)])
+def test_a_logger_flag_over_a_config_that_turned_tensorboard_off(tmp_path: Path, flags: list[str],
+                                                                   tensorboard: bool) -> None:
+    """`tensorboard: false` (a config file's key) and --logger name the same logger: the flag, typed later, wins."""
+    from resnetcli.engine.config import build
+    from resnetcli.loggers import logger_names
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("tensorboard: false\n")
+    result = runner.invoke(app, ["train", "--config", str(cfg), *flags, "--print-config"])
+    assert result.exit_code == 0, result.output
+    assert ("tensorboard" in logger_names(build(yaml.safe_load(result.stdout)))) is tensorboard

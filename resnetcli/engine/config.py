@@ -330,12 +330,18 @@ def resolve(
 ) -> TrainConfig:
     """Merge validated layers (lowest precedence first) over the defaults."""
     merged: dict[str, Any] = {}
-    for values, where in layers:
+    layer_of: dict[str, int] = {}
+    for n, (values, where) in enumerate(layers):
         for key, value in validate(values, where).items():
             if isinstance(value, dict) and isinstance(merged.get(key), dict):
                 merged[key] = {**merged[key], **value}  # option maps merge key by key
             else:
                 merged[key] = value
+            layer_of[key] = n
+    # `tensorboard: false` (the seeds' key) and --logger name the same logger: the later layer decides, so a
+    # --logger tensorboard typed over a config file that turned it off turns it back on
+    if merged.get("tensorboard") is False and layer_of.get("loggers", -1) > layer_of["tensorboard"]:
+        merged["tensorboard"] = "tensorboard" in merged["loggers"]
     return build(merged)
 
 
