@@ -74,6 +74,20 @@ def test_another_data_path_on_resume_is_refused(cosine_run: Path, tmp_path: Path
     assert "in_memory True -> False" in line
 
 
+def test_a_run_on_the_in_memory_path_that_no_longer_fits_says_what_can_be_done(
+        cosine_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path is the run's own (a resume may not change it): the line must not tell the user to drop a flag
+    they never typed and that resume would then refuse."""
+    import resnetcli.engine.memory
+
+    monkeypatch.setattr(resnetcli.engine.memory, "available_memory", lambda: 1024)  # a machine with 1 kB free
+    result = runner.invoke(app, ["train", "--resume", str(RunLayout(cosine_run).last), "--output",
+                                 str(tmp_path / "out"), "--epochs", "3", *QUIET])
+    line = one_error_line(result, 2)
+    assert "this run trained on the in-memory path, which it cannot use here" in line
+    assert "--pretrained" in line and "drop --in-memory" not in line
+
+
 def test_a_resume_with_epochs_below_those_done_trains_nothing_whatever_the_scheduler(tmp_path: Path) -> None:
     """OneCycle refuses to be stepped past its total: the schedule must not be replayed for a smaller --epochs."""
     data = write_images(tmp_path / "data", classes=2, per_class=4, size=8)
