@@ -182,6 +182,32 @@ def test_early_stopping_stops_at_the_epoch_its_patience_says(
     assert read_run(run, "run").state == "stopped early"
 
 
+def test_a_stopped_run_resumed_with_more_patience_is_no_longer_listed_as_stopped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The early stop's mark belongs to the run that stopped: resumed with more patience and then interrupted,
+    the run is interrupted; resumed to its end, it is finished, and no row keeps the old mark."""
+    import json
+
+    from helpers_train import interrupt_in_epoch
+
+    data = write_images(tmp_path / "data", classes=2, per_class=4)
+    run = tmp_path / "run"
+    _scripted_val(monkeypatch, [50, 60, 60, 55] + [70] * 8)
+    flags = {"epochs": 6, "val_split": "auto", "data_options": {"val_split": 0.25}}
+    assert run_engine(data, run, early_stop=2, **flags).stop_reason is not None
+    assert read_run(run, "run").state == "stopped early"
+    interrupt_in_epoch(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        run_engine(data, None, early_stop=10, resume=str(run), **flags)
+    assert (read_run(run, "run").state, read_run(run, "run").stop_reason) == ("interrupted", None)
+    monkeypatch.undo()
+    _scripted_val(monkeypatch, [70] * 8)
+    run_engine(data, None, early_stop=10, resume=str(run), **flags)
+    assert read_run(run, "run").state == "finished"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6] and not any("stopped" in r for r in rows)
+
+
 def test_early_stopping_without_validation_is_one_usage_error(tmp_path: Path) -> None:
     data = write_images(tmp_path / "data", classes=2, per_class=4)
     with pytest.raises(UsageError, match="no validation split"):

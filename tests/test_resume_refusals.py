@@ -86,6 +86,13 @@ def test_a_run_on_the_in_memory_path_that_no_longer_fits_says_what_can_be_done(
     line = one_error_line(result, 2)
     assert "this run trained on the in-memory path, which it cannot use here" in line
     assert "--pretrained" in line and "drop --in-memory" not in line
+    # `--resume auto` that finds no run starts one: then --in-memory is the user's own flag, and dropping it helps
+    monkeypatch.chdir(tmp_path)
+    data = RunLayout(cosine_run).run_dir.parent / "data"
+    result = runner.invoke(app, ["train", "--data", str(data), "--arch", "cifar_resnet", "--image-size", "8",
+                                 "--batch-size", "2", "--resume", "auto", "--in-memory", "--output",
+                                 str(tmp_path / "new"), *QUIET])
+    assert "drop --in-memory" in one_error_line(result, 2)
 
 
 def test_a_resume_with_epochs_below_those_done_trains_nothing_whatever_the_scheduler(tmp_path: Path) -> None:
@@ -99,6 +106,11 @@ def test_a_resume_with_epochs_below_those_done_trains_nothing_whatever_the_sched
     assert load_checkpoint(RunLayout(tmp_path / "run").last)["epoch"] == 2
     # nothing trained, nothing rewritten: config.yaml still plans the 2 epochs done (`runs` said 2/1)
     assert RunLayout(tmp_path / "run").config.read_text() == config
+    # resumed into another folder, nothing to train either: that folder still says what it is
+    result = runner.invoke(app, ["train", "--resume", str(tmp_path / "run"), "--epochs", "1", "--output",
+                                 str(tmp_path / "elsewhere"), *QUIET])
+    assert result.exit_code == 0, result.output
+    assert RunLayout(tmp_path / "elsewhere").config.is_file()
 
 
 def test_a_resume_without_the_max_steps_it_was_trained_with_rebuilds_its_schedule(tmp_path: Path) -> None:

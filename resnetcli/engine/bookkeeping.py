@@ -86,6 +86,14 @@ class MetricsLog:
         self.rows.append({k: _clean(row.get(k)) for k in COLUMNS})
         self._write()
 
+    def clear_stopped(self) -> None:
+        """A resumed run trains on: an earlier early stop no longer describes it (rewritten at once, so a Ctrl-C
+        before its first epoch ends shows it as interrupted, not stopped)."""
+        if any(STOPPED in row for row in self.rows):
+            for row in self.rows:
+                row.pop(STOPPED, None)
+            self._write()
+
     def mark_stopped(self, reason: str) -> None:
         """Why the run ended before --epochs (early stopping), on the last row of metrics.jsonl only: what
         `resnetcli runs` reads, without torch, to tell a run that stopped from one that was interrupted."""

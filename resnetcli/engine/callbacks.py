@@ -157,6 +157,8 @@ class MetricsFiles(Callback):
 
     def on_train_start(self, state: TrainState) -> None:
         self.log = MetricsLog(self.layout, keep_until=state.start_epoch)
+        if not state.stop_reason:  # set here by early stopping (a callback before this one) if it stays stopped
+            self.log.clear_stopped()
 
     def on_epoch_end(self, state: TrainState, row: dict[str, Any]) -> None:
         assert self.log is not None

@@ -237,7 +237,7 @@ class MemoryBatches:
 
 
 def memory_loaders(config: Any, data: Any, sampler: Any, val_sampler: Any,
-                   norm: dict[str, list[float]]) -> tuple[dict[str, Any] | None, str]:
+                   norm: dict[str, list[float]], *, resuming: bool = False) -> tuple[dict[str, Any] | None, str]:
     """({"train": ..., "val": ...} batches, what the first line says) on the in-memory path, or (None, why
     not). config.in_memory: auto decides by the rules above, True insists (a UsageError says why it cannot),
     False keeps the DataLoader."""
@@ -246,7 +246,7 @@ def memory_loaders(config: Any, data: Any, sampler: Any, val_sampler: Any,
     augment = batch_augment_for(config.augment, config.aug_options, train=True)
     why = why_not_in_memory(data.train, data.val, config.image_size, data.source.channels, augment)
     if why is not None:
-        if config.in_memory is True and config.resume:  # the run's own setting: a resume may not change it
+        if config.in_memory is True and resuming:  # the run's own setting: a resume may not change it
             raise UsageError(f"this run trained on the in-memory path, which it cannot use here: {why}; resume it "
                              "where it can, or start a new run from its weights (--pretrained CHECKPOINT)")
         if config.in_memory is True:

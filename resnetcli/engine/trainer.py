@@ -209,7 +209,7 @@ def build_run(prepared: Prepared, dist: D.DistInfo, device: torch.device,
         assert prepared.resume_path is not None
         check_same_network(prepared.resume_state, config, data.classes, data.source.channels, prepared.resume_path)
     normalization, finetune_notes = starting_weights(config, model, data, prepared)
-    loaders = build_loaders(config, data, dist, device, normalization)
+    loaders = build_loaders(config, data, dist, device, normalization, resuming=prepared.resume_state is not None)
     config = replace(config, in_memory=loaders["in_memory"])  # what auto decided, for config.yaml
     prepared.speed.append(loaders["path"])
     steps_per_epoch = min(len(loaders["train"]), config.max_steps or len(loaders["train"]))
@@ -251,7 +251,7 @@ def build_run(prepared: Prepared, dist: D.DistInfo, device: torch.device,
     if dist.main:
         from resnetcli.io import write_text
 
-        if state.epoch < config.epochs:  # a resume with nothing left to train keeps the run's own config.yaml
+        if state.epoch < config.epochs or not layout.config.is_file():  # nothing to train: the run's own stays
             write_text(layout.config, config.to_yaml())
         from resnetcli.loggers import build_loggers
 
@@ -318,9 +318,9 @@ def fill_defaults(config: TrainConfig, data: TrainingData, model: nn.Module) -> 
 
 
 def build_loaders(config: TrainConfig, data: TrainingData, dist: D.DistInfo, device: torch.device,
-                  normalization: dict[str, list[float]] | None = None) -> dict[str, Any]:
+                  normalization: dict[str, list[float]] | None = None, *, resuming: bool = False) -> dict[str, Any]:
     """The training loader (and its epoch sampler) and the validation loader, or None. `normalization`:
-    mean/std to normalize with; default: the data's own."""
+    mean/std to normalize with; default: the data's own. `resuming`: a checkpoint's run continues."""
     from resnetcli.augment import build_pipeline
 
     per_rank = len(data.train) // dist.world
@@ -343,7 +343,7 @@ def build_loaders(config: TrainConfig, data: TrainingData, dist: D.DistInfo, dev
     else:
         sampler = EpochSampler(len(data.train), rank=dist.rank, world=dist.world, seed=config.seed)
     val_sampler = ShardSampler(len(data.val), rank=dist.rank, world=dist.world) if data.val is not None else None
-    in_memory, path = memory_loaders(config, data, sampler, val_sampler, norm)
+    in_memory, path = memory_loaders(config, data, sampler, val_sampler, norm, resuming=resuming)
     if in_memory is not None:
         return {**in_memory, "sampler": sampler, "in_memory": True, "path": path}
     path = f"data through a DataLoader, {config.workers} workers, per-sample augmentation ({path})"
