@@ -18,7 +18,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from resnetcli import __version__
-from resnetcli.errors import DataError, ResnetCliError
+from resnetcli.errors import DataError, ResnetCliError, UsageError
 
 #: set by the --verbose callback; read when an error reaches the CLI boundary
 _state = {"verbose": False, "interrupted": False}
@@ -101,10 +101,6 @@ class _Group(TyperGroup):
         return self.commands.summary(cmd_name)
 
     def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
-        # A real argv cannot hold NUL, but a caller in Python can pass one; the OS refuses it in any path (a
-        # ValueError from os.stat, not an OSError), so it is refused here, for every option of every command.
-        if any("\x00" in arg for arg in args):
-            raise _ParseError("an argument holds a NUL byte, which no path or value can contain", ctx=ctx)
         if args and args[0] in self.commands:  # the command that runs, the only one imported
             return args[0], self.commands[args[0]], args[1:]
         return super().resolve_command(ctx, args)  # the error for a mistyped name, with typer's suggestions
@@ -123,6 +119,13 @@ class _Group(TyperGroup):
         except (OSError, MemoryError) as exc:  # what no command foresaw: a disk, a device, memory
             report_error(DataError(_os_error_line(exc)))
             raise typer.Exit(DataError.exit_code) from None
+        except ValueError as exc:
+            # the OS refuses a path holding NUL with a ValueError, not an OSError: from an option or a config
+            # file's value, wherever the path is first used
+            if "null byte" not in str(exc):
+                raise
+            report_error(UsageError("a path holds a NUL byte, which no file name can contain"))
+            raise typer.Exit(UsageError.exit_code) from None
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP where a command asks (resnetcli/signals.py)
             from resnetcli.console import err
             from resnetcli.signals import exit_code

@@ -200,3 +200,21 @@ def test_a_command_without_its_arguments_is_one_error_line(args: list[str], code
 def test_resnetcli_alone_shows_the_help() -> None:
     result = runner.invoke(app, [])
     assert result.exit_code == 2 and "Usage: resnetcli" in result.output and "error:" not in result.output
+
+
+@pytest.mark.parametrize("where", ["option", "config file"])
+def test_a_path_holding_nul_is_one_usage_line_wherever_it_comes_from(tmp_path: Path, where: str) -> None:
+    """The OS refuses NUL in a path with a ValueError (not an OSError): from a flag or a config file's value."""
+    from helpers_cli import one_error_line
+
+    if where == "option":
+        argv = ["test", "--checkpoint", str(tmp_path / "a\x00b")]
+    else:
+        (tmp_path / "c.yaml").write_text('output: "' + str(tmp_path) + '/o\\0x"\n')
+        from conftest import make_image_folder
+
+        make_image_folder(tmp_path / "d", 2, 4, 8)
+        argv = ["train", "--config", str(tmp_path / "c.yaml"), "--data", str(tmp_path / "d"), "--arch", "resnet20",
+                "--batch-size", "2", "--image-size", "8", "--workers", "0"]
+    line = one_error_line(runner.invoke(app, argv), 2)
+    assert line == "error: a path holds a NUL byte, which no file name can contain", line
