@@ -38,6 +38,9 @@ def test_a_seed_that_is_not_a_whole_number_is_one_usage_line(train_test: Path, s
 
     with pytest.raises(UsageError, match=f"seed must be a whole number, got {seed!r}"):
         open_source(train_test, seed=seed)
+    make_image_folder(train_test / "val", ["a", "b"], 2, 12, seed=2)  # nothing held out now: still refused
+    with pytest.raises(UsageError, match="seed must be a whole number"):
+        open_source(train_test, seed=seed)
     assert open_source(train_test, seed=np.int64(3)).counts() == open_source(train_test, seed=3).counts()
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from resnetcli.data.download import dataset_root, fetch
 from resnetcli.data.formats import channel_stats, read_cifar_batches, read_cifar_bin, read_cifar_meta, read_idx
-from resnetcli.data.holdout import check_fraction, hold_out
+from resnetcli.data.holdout import check_fraction, check_seed, hold_out
 from resnetcli.data.source import ArraySplit, Source
 from resnetcli.errors import DataError, UsageError
 
@@ -41,7 +41,7 @@ def _array_source(
     origins: tuple[str, str],
 ) -> Source:
     """A source of in-memory train and test arrays; origins: the files each was read from."""
-    val_split = check_fraction("val_split", val_split)
+    val_split, seed = check_fraction("val_split", val_split), check_seed(seed)
     for split, (_, labels) in (("train", train), ("test", test)):
         if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
             raise DataError(f"{name} at {root}: {split} labels run outside 0..{len(classes) - 1}")

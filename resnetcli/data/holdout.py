@@ -80,7 +80,6 @@ def hold_out(
     parent is `whole` itself and nothing is held out. `why` says which option asked for it
     (for example 'val_split=0.2, the folder has no val/').
     """
-    seed = check_seed(seed)
     wanted = {name: f for name, f in fractions.items() if f > 0}
     if not wanted:
         return {parent: whole}, []

@@ -17,7 +17,7 @@ from pathlib import Path
 from resnetcli.data.download import dataset_root, fetch
 from resnetcli.data.folders import ClassTree, scan_class_tree
 from resnetcli.data.headers import set_aside_unreadable
-from resnetcli.data.holdout import check_fraction, hold_out
+from resnetcli.data.holdout import check_fraction, check_seed, hold_out
 from resnetcli.data.images import dataset_channels, parse_channels, stored_header
 from resnetcli.data.source import FileSplit, HeldOut, Source, Split
 from resnetcli.errors import DataError, UsageError
@@ -68,7 +68,7 @@ def _image_folder(
     check_images: bool,
     channels: int | str,
 ) -> Source:
-    val_split = check_fraction("val_split", val_split)
+    val_split, seed = check_fraction("val_split", val_split), check_seed(seed)
     wanted = parse_channels(channels, "channels")
     test_split = check_fraction("test_split", test_split)
     decode_size = _check_side(decode_size)

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from resnetcli.data.holdout import check_fraction, hold_out
+from resnetcli.data.holdout import check_fraction, check_seed, hold_out
 from resnetcli.data.source import IMAGENET_STD, FileSplit, HeldOut, Source, Split
 from resnetcli.errors import DataError, UsageError
 
@@ -162,7 +162,7 @@ def processed(root: str | os.PathLike[str] | None = None, *, val_split: float = 
 
     val_split holds out part of train.csv for validation, only when the folder has no val.csv.
     """
-    val_split = check_fraction("val_split", val_split)
+    val_split, seed = check_fraction("val_split", val_split), check_seed(seed)
     if root is None:
         raise UsageError("the 'processed' dataset needs its folder: pass the folder as the dataset")
     root = Path(root)
