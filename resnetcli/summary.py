@@ -101,7 +101,13 @@ def summarize_arch(
             model = make(num_classes, device)
     size = input_size or default_size
     if device == "meta" and size <= _REAL_PASS_SIZE and sum(p.numel() for p in model.parameters()) <= _REAL_PASS_PARAMS:
-        model = _zeros_on_cpu(model)
+        try:
+            return summarize_model(_zeros_on_cpu(model), input_size=size, in_channels=in_channels, depth=depth,
+                                   arch=arch, num_classes=num_classes)
+        except ResnetCliError:
+            raise
+        except Exception:  # an operation that zero weights upset: the meta pass below may still work
+            model = make(num_classes, device)
     try:
         return summarize_model(model, input_size=size, in_channels=in_channels, depth=depth, arch=arch,
                                num_classes=num_classes)

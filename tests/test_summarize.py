@@ -168,16 +168,48 @@ def test_falls_back_to_a_real_tensor_when_meta_fails(monkeypatch: pytest.MonkeyP
     assert summary.total_params == 2 * 4 * 9 + 4 + 4 * 3 + 3
 
 
+@pytest.fixture
+def devices(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The device of each layer pass summarize_arch makes, in order (summarize_model spied on)."""
+    import resnetcli.summary
+
+    seen: list[str] = []
+
+    def spy(model: nn.Module, **kwargs: Any) -> Any:
+        seen.append(next(model.parameters()).device.type)
+        return summarize_model(model, **kwargs)
+
+    monkeypatch.setattr(resnetcli.summary, "summarize_model", spy)
+    return seen
+
+
 @pytest.mark.parametrize("arch, size", [("resnet50", 224), ("resnet20", 32), ("preact_resnet50", 64)])
-def test_the_real_pass_on_zeros_describes_the_network_as_the_meta_pass_does(arch: str, size: int) -> None:
+def test_the_real_pass_on_zeros_describes_the_network_as_the_meta_pass_does(
+        arch: str, size: int, devices: list[str]) -> None:
     """Small inputs are summarised by a pass over zero weights on the CPU, large ones on the meta device: both
     must give the same table."""
     real = summarize_arch(arch, input_size=size, depth=3)
+    assert devices == ["cpu"]
     with torch.device("meta"):
         model = zoo.__dict__[arch](real.num_classes)
     meta = summarize_model(model, input_size=size, depth=3, arch=arch, num_classes=real.num_classes)
     assert next(model.parameters()).is_meta
     assert real == meta
+
+
+def test_large_inputs_are_summarised_on_the_meta_device(devices: list[str]) -> None:
+    assert summarize_arch("resnet50", input_size=512).layers[-1].output_shape == [1000]
+    assert devices == ["meta"]
+
+
+def test_a_network_that_zero_weights_upset_is_summarised_on_the_meta_device(
+        devices: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import resnetcli.summary
+
+    monkeypatch.setattr(resnetcli.summary, "_zeros_on_cpu", lambda model: model.to_empty(device="cpu").double())
+    summary = summarize_arch("resnet20")  # a float64 network on a float32 image fails; the meta pass does not
+    assert devices == ["cpu", "meta"]
+    assert summary.total_params == 269_722 and summary.layers[-1].output_shape == [10]
 
 
 def test_summarize_does_not_import_torch_dynamo() -> None:
