@@ -86,6 +86,7 @@ def evaluate_checkpoint(
         "arch": restored.arch,
         "epoch": restored.epoch,
         "data": where,
+        "data_options": restored.data_options if data is None else {},  # what opened it (the report reads them)
         "split": split_name,
         "tta_flip": tta_flip,
         "image_size": restored.image_size,

@@ -59,6 +59,9 @@ def test_no_arguments_tests_the_latest_run_and_outputs_agree(
     assert metrics["split"] == "test" and metrics["samples"] == n
     assert metrics["checkpoint"].endswith("last.pt")
     assert metrics["classes"] == sorted(CLASSES)
+    # the run's own data, opened with the run's own --data-option values (what the report reopens it with)
+    assert metrics["data_options"] == load_checkpoint(trained.run / "checkpoints" / "last.pt")["config"][
+        "data_options"]
 
     cm = np.array(metrics["confusion_matrix"])
     assert cm.sum() == n

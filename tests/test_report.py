@@ -260,3 +260,23 @@ def test_thumbnails_of_a_registered_dataset_use_the_runs_data_options(tmp_path: 
     assert Thumbnails("cifar10", None, "test", {"root": str(tmp_path / "elsewhere")}).uri("index:0").startswith(
         "data:image/png;base64,")
     assert Thumbnails("cifar10", None, "test", {"root": str(tmp_path / "nowhere")}).uri("index:0") is None
+
+
+@pytest.mark.parametrize("recorded, evaluated, expected", [
+    ({"root": "/tested"}, "cifar10", {"root": "/tested"}),  # what `test` opened its data with
+    (None, "cifar10", {"root": "/trained"}),  # an older metrics.json on the run's own data: the run's options
+    (None, "cifar100", {}),  # other data, nothing recorded: no options of the run's
+])
+def test_the_report_opens_the_evaluated_data_with_the_options_that_test_used(
+        tmp_path: Path, recorded: dict | None, evaluated: str, expected: dict) -> None:
+    import json
+
+    from resnetcli.report.collect import load_run
+
+    run = tmp_path / "run"
+    (run / "eval_test").mkdir(parents=True)
+    (run / "config.yaml").write_text("data: cifar10\ndata_options: {root: /trained}\n")
+    metrics = {"data": evaluated, "split": "test", "unit": "percent",
+               **({"data_options": recorded} if recorded is not None else {})}
+    (run / "eval_test" / "metrics.json").write_text(json.dumps(metrics))
+    assert load_run(run).data_options == expected

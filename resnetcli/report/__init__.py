@@ -28,9 +28,7 @@ def build_report(
 
     run_dir = report_folder(run, runs_dir)
     data = load_run(run_dir, eval_dir)
-    config = data.config or {}
-    options = config.get("data_options") if data.data_spec == config.get("data") else None  # the run's own data
-    thumbs = Thumbnails(data.data_spec, data.data_dir, data.eval_split, options if isinstance(options, dict) else None)
+    thumbs = Thumbnails(data.data_spec, data.data_dir, data.eval_split, data.data_options)
     path = Path(output) if output is not None else RunLayout(run_dir).report
     write_text(path, render(data, thumbs.uri))
     return path

@@ -32,6 +32,7 @@ class RunData:
     metrics: dict[str, Any] | None = None
     predictions: list[dict[str, str]] | None = None
     data_spec: str | None = None
+    data_options: dict[str, Any] = field(default_factory=dict)  # the --data-option values that opened it
     data_dir: Path | None = None
     data_report: dict[str, Any] | None = None
 
@@ -108,9 +109,14 @@ def load_run(run_dir: str | os.PathLike[str], eval_dir: str | os.PathLike[str] |
         if pred.is_file():
             with open(pred, newline="", encoding="utf-8") as fh:
                 data.predictions = list(csv.DictReader(fh))
-    spec = (data.metrics or {}).get("data") or (data.config or {}).get("data")
+    metrics, config = data.metrics or {}, data.config or {}
+    spec = metrics.get("data") or config.get("data")
     if spec:
         data.data_spec = str(spec)
+        options = metrics.get("data_options")  # what `test` opened its data with
+        if not isinstance(options, dict) and str(spec) == str(config.get("data")):  # none recorded: the run's own
+            options = config.get("data_options")
+        data.data_options = dict(options) if isinstance(options, dict) else {}
         data.data_dir = _data_folder(str(spec), data.config or {}, layout.run_dir)
         if data.data_dir is not None:
             data.data_report = _read_json(data.data_dir / "report.json")
