@@ -15,9 +15,10 @@ from PIL import Image
 if TYPE_CHECKING:
     from helpers_forker import Forker
 
-# One terminal width however the suite is run (a terminal, a pipe, a pytest-xdist worker, which sets COLUMNS):
-# rich fixes a console's width for good if COLUMNS is set when the console is created, so resnetcli's consoles
-# are created without it and then follow COLUMNS: 80 unless a test passes its own for a wider table.
+# One terminal width however the suite is run (a terminal, a pipe, a pytest-xdist worker, whose environment
+# held COLUMNS=80): rich fixes a console's width for good if COLUMNS is set when the console is created, which
+# also made the width depend on the test that first imported resnetcli.console inside CliRunner(env=...). So
+# the consoles are created here without it and then follow COLUMNS: 80 unless a test passes its own.
 os.environ.pop("COLUMNS", None)
 os.environ.pop("LINES", None)
 import resnetcli.console  # noqa: F401

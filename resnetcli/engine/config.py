@@ -338,8 +338,8 @@ def resolve(
             else:
                 merged[key] = value
             layer_of[key] = n
-    # `tensorboard: false` (the seeds' key) and --logger name the same logger: the later layer decides, so a
-    # --logger tensorboard typed over a config file that turned it off turns it back on
+    # `tensorboard: false` (the seeds' key) and --logger name the same logger: a `loggers` list from a later
+    # layer that names tensorboard overrides an earlier `tensorboard: false` (--logger over a config file)
     if merged.get("tensorboard") is False and layer_of.get("loggers", -1) > layer_of["tensorboard"]:
         merged["tensorboard"] = "tensorboard" in merged["loggers"]
     return build(merged)
