@@ -28,6 +28,14 @@ class EvalResult:
     files: list[Path]
 
 
+def checkpoint_to_test(run: str | os.PathLike[str] | None, checkpoint: str | os.PathLike[str] | None, which: str,
+                       runs_dir: str | os.PathLike[str]) -> Path:
+    """The checkpoint `test` evaluates: --checkpoint, else RUN's <which>.pt, else the latest run's."""
+    if checkpoint is not None:
+        return find_checkpoint(checkpoint, which, runs_dir, option="--checkpoint")
+    return find_checkpoint(run, which, runs_dir)
+
+
 def evaluate_checkpoint(
     run: str | os.PathLike[str] | None = None,
     *,
@@ -54,8 +62,7 @@ def evaluate_checkpoint(
         raise UsageError(f"--workers must be 0 or more, not {workers}")
     if checkpoint is not None and run is not None:
         raise UsageError("give either a run folder or --checkpoint, not both")
-    path = find_checkpoint(checkpoint if checkpoint is not None else run, which, runs_dir,
-                           via_checkpoint_option=checkpoint is not None)
+    path = checkpoint_to_test(run, checkpoint, which, runs_dir)
     dev = pick_device(device)
     restored = restore(path, dev)
     source = open_data(restored, data)

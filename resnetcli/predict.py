@@ -71,7 +71,7 @@ def predict(
         channels, side, dev = deployed.channels, deployed.side, pick_device("cpu")  # onnxruntime's CPU session
     else:
         # a run folder or a .pt file, both through --checkpoint (IMAGES... takes every positional argument)
-        path = find_checkpoint(checkpoint, which, runs_dir, via_checkpoint_option=checkpoint is not None)
+        path = find_checkpoint(checkpoint, which, runs_dir, option="--checkpoint")
         dev = pick_device(device)
         restored = restore(path, dev)
         pipeline = eval_pipeline(restored)

@@ -134,12 +134,12 @@ def find_checkpoint(
     which: str = "last",
     runs_dir: str | os.PathLike[str] = "runs",
     *,
-    via_checkpoint_option: bool = False,
+    option: str | None = None,
 ) -> Path:
     """A checkpoint file: `run_or_ckpt` itself when it is a file, else RUN/checkpoints/<which>.pt.
 
-    With no `run_or_ckpt`, the latest run under `runs_dir` (see `latest_run`). `via_checkpoint_option`: the
-    path came from --checkpoint (a file or a run folder), which a missing path's message names.
+    With no `run_or_ckpt`, the latest run under `runs_dir` (see `latest_run`). `option`: the flag the path was
+    given with (--checkpoint, --resume: a file or a run folder), which a missing path's message names.
     """
     if which not in WHICH:  # refused before looking at any file
         raise UsageError(f"--which must be 'last' or 'best', not '{which}'")
@@ -149,7 +149,7 @@ def find_checkpoint(
             return target
         if not target.exists():
             what = ("checkpoint" if target.suffix in (".pt", ".pth")
-                    else "--checkpoint (a checkpoint file or run folder)" if via_checkpoint_option else "run folder")
+                    else f"{option} (a checkpoint file or run folder)" if option else "run folder")
             raise CheckpointError(f"{what} {target} does not exist; `ls {runs_dir}` lists the runs")
         run_dir = target
     else:

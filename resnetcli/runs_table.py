@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from resnetcli.engine.bookkeeping import COLUMNS, STOPPED
 from resnetcli.errors import UsageError
 from resnetcli.options import load_yaml
 from resnetcli.runs import RunLayout
@@ -58,9 +59,7 @@ def _read_json(path: Path) -> Any:
 def read_rows(layout: RunLayout) -> list[dict[str, Any]]:
     """metrics.jsonl's rows, for every reader of a finished or running run (`runs`, `report`): a torn last line,
     from a run killed mid-write, is skipped; a value that is not a number is None, so one odd file cannot stop
-    a listing or a page."""
-    from resnetcli.engine.bookkeeping import COLUMNS, STOPPED
-
+    a listing or a page. The `stopped` key (an early stop's reason) is kept when it is a string."""
     try:
         lines = layout.metrics_jsonl.read_text(encoding="utf-8").splitlines()
     except OSError:
@@ -92,7 +91,6 @@ def read_config(layout: RunLayout) -> dict[str, Any]:
 
 def read_run(run_dir: Path, name: str) -> RunInfo:
     """One run's row, from its files."""
-    from resnetcli.engine.bookkeeping import STOPPED
     from resnetcli.engine.lock import is_running
 
     layout = RunLayout(run_dir)

@@ -92,9 +92,9 @@ def test_find_checkpoint_refusals(tmp_path: Path) -> None:
         find_checkpoint(None, "last", tmp_path / "empty")
     line = one_error_line(runner.invoke(app, ["test", str(tmp_path / "runs" / "nope")]), 4)
     assert "run folder" in line and "does not exist" in line
-    for argv in (["test", "--checkpoint"], ["predict", str(tmp_path), "--checkpoint"]):  # named by its option
-        line = one_error_line(runner.invoke(app, [*argv, str(tmp_path / "nope")]), 4)
-        assert f"--checkpoint (a checkpoint file or run folder) {tmp_path / 'nope'} does not exist" in line, line
+    for argv in (["test", "--checkpoint"], ["predict", str(tmp_path), "--checkpoint"], ["train", "--resume"]):
+        line = one_error_line(runner.invoke(app, [*argv, str(tmp_path / "nope")]), 4)  # named by its option
+        assert f"{argv[-1]} (a checkpoint file or run folder) {tmp_path / 'nope'} does not exist" in line, line
     for name in ("gone.pt", "weights.pth"):  # a missing file named like a checkpoint is called one
         with pytest.raises(CheckpointError, match=rf"^checkpoint {tmp_path / name} does not exist"):
             find_checkpoint(tmp_path / name)

@@ -56,12 +56,11 @@ def test_command(
     from resnetcli.evaluate import evaluate_checkpoint
 
     if report:  # a checkpoint outside a run folder has no run to report on: said before the work, not after
+        from resnetcli.evaluate import checkpoint_to_test
         from resnetcli.report import report_folder
-        from resnetcli.runs import find_checkpoint, run_dir_of
+        from resnetcli.runs import run_dir_of
 
-        report_folder(run_dir_of(find_checkpoint(checkpoint if checkpoint is not None else run_dir, which,
-                                                 runs_dir, via_checkpoint_option=checkpoint is not None)),
-                      runs_dir)
+        report_folder(run_dir_of(checkpoint_to_test(run_dir, checkpoint, which, runs_dir)), runs_dir)
     result = evaluate_checkpoint(
         run_dir, checkpoint=checkpoint, which=which, data=data, split=split, output=output, tta_flip=tta_flip,
         batch_size=batch_size, device=device, workers=workers, runs_dir=runs_dir,

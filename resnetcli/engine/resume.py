@@ -83,7 +83,7 @@ def find_resume(config: TrainConfig) -> Path | None:
 
     assert config.resume
     if config.resume != "auto":
-        return find_checkpoint(config.resume, "last", config.runs_dir)
+        return find_checkpoint(config.resume, "last", config.runs_dir, option="--resume")
     if config.output:
         last = RunLayout(config.output).last
         return last if last.is_file() else None
