@@ -100,25 +100,27 @@ def summarize_arch(
         if num_classes != 1000:
             model = make(num_classes, device)
     size = input_size or default_size
+
+    def describe(network: nn.Module) -> Summary:
+        return summarize_model(network, input_size=size, in_channels=in_channels, depth=depth, arch=arch,
+                               num_classes=num_classes)
+
     if device == "meta" and size <= _REAL_PASS_SIZE and sum(p.numel() for p in model.parameters()) <= _REAL_PASS_PARAMS:
         try:
-            return summarize_model(_zeros_on_cpu(model), input_size=size, in_channels=in_channels, depth=depth,
-                                   arch=arch, num_classes=num_classes)
+            return describe(_zeros_on_cpu(model))
         except ResnetCliError:
             raise
         except Exception:  # an operation that zero weights upset: the meta pass below may still work
             model = make(num_classes, device)
     try:
-        return summarize_model(model, input_size=size, in_channels=in_channels, depth=depth, arch=arch,
-                               num_classes=num_classes)
+        return describe(model)
     except ResnetCliError:
         raise
     except Exception:
         if device == "cpu":
             raise
     # Some operation had no meta kernel: run it for real on a zero image.
-    return summarize_model(make(num_classes, "cpu"), input_size=size, in_channels=in_channels, depth=depth,
-                           arch=arch, num_classes=num_classes)
+    return describe(make(num_classes, "cpu"))
 
 
 #: up to this input size and parameter count, the shapes come from a real pass over zero weights on the CPU

@@ -59,9 +59,6 @@ def test_no_arguments_tests_the_latest_run_and_outputs_agree(
     assert metrics["split"] == "test" and metrics["samples"] == n
     assert metrics["checkpoint"].endswith("last.pt")
     assert metrics["classes"] == sorted(CLASSES)
-    # the run's own data, opened with the run's own --data-option values (what the report reopens it with)
-    assert metrics["data_options"] == load_checkpoint(trained.run / "checkpoints" / "last.pt")["config"][
-        "data_options"]
 
     cm = np.array(metrics["confusion_matrix"])
     assert cm.sum() == n
@@ -289,3 +286,16 @@ def test_a_split_trained_on_is_refused_however_the_data_is_spelled(tmp_path: Pat
     scored = runner.invoke(app, ["test", str(run), "--data", str(other), "--split", "val", "--workers", "0",
                                  "--output", str(tmp_path / "eval")])
     assert scored.exit_code == 0, scored.output
+
+
+def test_metrics_json_records_the_data_options_the_data_was_opened_with(trained: TrainedRun, tmp_path: Path) -> None:
+    """The report reopens the evaluated data for its thumbnails with exactly these."""
+    state = load_checkpoint(trained.run / "checkpoints" / "last.pt")
+    state["config"]["data_options"] = {"check_images": False}  # a run trained with --data-option check_images=false
+    crafted = save_checkpoint(state, tmp_path / "run" / "checkpoints" / "last.pt")
+    runs = [(["--checkpoint", str(crafted)], {"check_images": False}),  # the run's own data, its own options
+            (["--checkpoint", str(crafted), "--data", str(trained.data)], {})]  # --data given: opened plainly
+    for k, (argv, expected) in enumerate(runs):
+        result = runner.invoke(app, ["test", *argv, "--output", str(tmp_path / f"eval{k}"), "--workers", "0"])
+        assert result.exit_code == 0, result.output
+        assert json.loads((tmp_path / f"eval{k}" / "metrics.json").read_text())["data_options"] == expected

@@ -246,10 +246,10 @@ def memory_loaders(config: Any, data: Any, sampler: Any, val_sampler: Any,
     augment = batch_augment_for(config.augment, config.aug_options, train=True)
     why = why_not_in_memory(data.train, data.val, config.image_size, data.source.channels, augment)
     if why is not None:
-        if config.in_memory is True and resuming:  # the run's own setting: a resume may not change it
-            raise UsageError(f"this run trained on the in-memory path, which it cannot use here: {why}; resume it "
-                             "where it can, or start a new run from its weights (--pretrained CHECKPOINT)")
         if config.in_memory is True:
+            if resuming:  # the run's own setting, not a flag to drop: a resume may not change it
+                raise UsageError(f"this run trained on the in-memory path, which it cannot use here: {why}; resume "
+                                 "it where it can, or start a new run from its weights (--pretrained CHECKPOINT)")
             raise UsageError(f"--in-memory: {why}; drop --in-memory to use the DataLoader")
         return None, why
     assert augment is not None

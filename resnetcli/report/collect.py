@@ -117,7 +117,7 @@ def load_run(run_dir: str | os.PathLike[str], eval_dir: str | os.PathLike[str] |
         if not isinstance(options, dict) and str(spec) == str(config.get("data")):  # none recorded: the run's own
             options = config.get("data_options")
         data.data_options = dict(options) if isinstance(options, dict) else {}
-        data.data_dir = _data_folder(str(spec), data.config or {}, layout.run_dir)
+        data.data_dir = _data_folder(str(spec), config, layout.run_dir)
         if data.data_dir is not None:
             data.data_report = _read_json(data.data_dir / "report.json")
     return data
