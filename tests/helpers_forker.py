@@ -2,11 +2,15 @@
 
 Run as `python helpers_forker.py`; it reads one JSON request per line on stdin and answers one line per request:
     {"argv": [...], "log": PATH, "err": PATH or null, "kill_after": SECONDS or null, "signal": NAME or null,
-     "kill_in_save": N or null, "env": {NAME: VALUE} or null}
+     "kill_in_save": N or null, "env": {NAME: VALUE} or null, "session": true or absent}
     -> {"pid": PID, "status": EXIT CODE, or -9 when the child was SIGKILLed, "seconds": wall time}
 
-Each child is a separate process running `resnetcli ARGV` through the real CLI entry point, with stdout in
-LOG and stderr in ERR (or LOG). The forker itself never runs a torch operation, so forking after the import is safe.
+Each child is a separate process running `resnetcli ARGV` through the console script's own function
+(`resnetcli.cli.main`), with stdout in LOG and stderr in ERR (or LOG). What a fresh interpreter would take from
+its environment at start-up is redone in the child: a PYTHONPATH in ENV is put on sys.path (and the registry,
+discovered in the server, forgotten), so installed-by-path plugins are found. session: the child leads its own
+process group, as `start_new_session=True` would, for tests that signal the whole group.
+The forker itself never runs a torch operation, so forking after the import is safe.
 - kill_after: the forker sends SIGNAL (default SIGKILL) to the child that many seconds after forking (if it is
   still running). The child is reaped only after the kill, so its pid cannot have been reused by then.
 - kill_in_save: the child SIGKILLs itself in the middle of its Nth torch.save (the checkpoint writer's only
@@ -55,7 +59,18 @@ def _child(request: dict) -> None:
         os.dup2(fd, target)
         os.close(fd)
     sys.stdin.close()
-    os.environ.update(request.get("env") or {})
+    if request.get("session"):
+        os.setsid()
+    env = request.get("env") or {}
+    os.environ.update(env)
+    if env.get("PYTHONPATH"):
+        import importlib
+
+        from resnetcli.registry import registry
+
+        sys.path[:0] = env["PYTHONPATH"].split(os.pathsep)
+        importlib.invalidate_caches()
+        registry.cache_clear()
     torch.set_num_threads(1)
     nth = request.get("kill_in_save")
     if nth:
@@ -77,8 +92,9 @@ def _child(request: dict) -> None:
 
         torch.save = dying_save
     code = 0
+    sys.argv = ["resnetcli", *request["argv"]]
     try:
-        resnetcli.cli.app(args=request["argv"], prog_name="resnetcli", standalone_mode=True)
+        resnetcli.cli.main()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:  # pragma: no cover - a crash the log will show
@@ -155,10 +171,11 @@ class Forker:
         return self._ask({"argv": argv, "log": str(log), "err": None if err is None else str(err),
                           "kill_after": kill_after, "signal": signal_name, "kill_in_save": kill_in_save, "env": env})
 
-    def start(self, argv: list[str], log: object, *, err: object = None, env: dict | None = None) -> int:
-        """Start a child and return its pid at once; wait() reaps it."""
+    def start(self, argv: list[str], log: object, *, err: object = None, env: dict | None = None,
+              session: bool = False) -> int:
+        """Start a child and return its pid at once; wait() reaps it. session: in a process group of its own."""
         return self._ask({"argv": argv, "log": str(log), "err": None if err is None else str(err), "env": env,
-                          "detach": True})["pid"]
+                          "detach": True, "session": session})["pid"]
 
     def wait(self, pid: int, *, timeout: float | None = None, signal_name: str | None = "none") -> int | None:
         """The child's exit status; None if still running after `timeout` (signal_name 'none'), else it gets

@@ -8,9 +8,14 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from helpers_forker import Forker
 
 ASSETS = Path(__file__).parent / "assets" / "plugins"
 README = Path(__file__).parents[1] / "README.md"
@@ -34,9 +39,17 @@ def _install(names: list[str], tmp_path: Path) -> Path:
     return target
 
 
-def _run(args: list[str], site: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(site), "COLUMNS": "250"}
-    return subprocess.run([RESNETCLI, *args], env=env, capture_output=True, text=True, check=False)
+def _run(args: list[str], site: Path, forker: Forker | None = None) -> subprocess.CompletedProcess[str]:
+    """`resnetcli ARGS` with the plugins' folder on PYTHONPATH: a fresh interpreter, or with `forker` a child of
+    the tests' fork server (torch already imported: seconds less per command that builds a network)."""
+    env = {"PYTHONPATH": str(site), "COLUMNS": "250"}
+    if forker is None:
+        return subprocess.run([RESNETCLI, *args], env={**os.environ, **env}, capture_output=True, text=True,
+                              check=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        out, err = Path(tmp, "out"), Path(tmp, "err")
+        status = forker.run(args, out, err=err, env=env)["status"]
+        return subprocess.CompletedProcess(args, status, out.read_text(), err.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +64,8 @@ def test_installed_plugin_appears_in_list(plugin_site: Path) -> None:
     assert "tinyplug" in row and "TinyNet" in row
 
 
-def test_plugin_architecture_summarizes(plugin_site: Path) -> None:
-    proc = _run(["summarize", "--arch", "tinynet", "--num-classes", "7", "--format", "json"], plugin_site)
+def test_plugin_architecture_summarizes(plugin_site: Path, forker: Forker) -> None:
+    proc = _run(["summarize", "--arch", "tinynet", "--num-classes", "7", "--format", "json"], plugin_site, forker)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     width = 8
@@ -61,20 +74,20 @@ def test_plugin_architecture_summarizes(plugin_site: Path) -> None:
     assert summary["total_params"] == expected
 
 
-def test_broken_plugin_is_reported_and_the_rest_works(plugin_site: Path) -> None:
+def test_broken_plugin_is_reported_and_the_rest_works(plugin_site: Path, forker: Forker) -> None:
     proc = _run(["list", "architectures"], plugin_site)
     broken = [line for line in proc.stdout.splitlines() if line.startswith("broken:")]
     assert any("brokennet" in line and "brokenplug" in line and "ImportError" in line for line in broken)
     # other commands are unaffected, including one that loads a built-in architecture
-    ok = _run(["summarize", "--arch", "tinynet", "--format", "json"], plugin_site)
+    ok = _run(["summarize", "--arch", "tinynet", "--format", "json"], plugin_site, forker)
     assert ok.returncode == 0, ok.stderr
-    failing = _run(["summarize", "--arch", "brokennet"], plugin_site)
+    failing = _run(["summarize", "--arch", "brokennet"], plugin_site, forker)
     assert failing.returncode == 5
     assert "brokenplug" in failing.stderr and "Traceback" not in failing.stderr
 
 
-def test_name_registered_twice_names_both_distributions(plugin_site: Path) -> None:
-    proc = _run(["summarize", "--arch", "resnet20"], plugin_site)
+def test_name_registered_twice_names_both_distributions(plugin_site: Path, forker: Forker) -> None:
+    proc = _run(["summarize", "--arch", "resnet20"], plugin_site, forker)
     assert proc.returncode == 5
     assert "'clashplug'" in proc.stderr and "'resnetcli'" in proc.stderr
     listing = _run(["list", "architectures"], plugin_site)
@@ -82,8 +95,8 @@ def test_name_registered_twice_names_both_distributions(plugin_site: Path) -> No
                if line.startswith("broken:"))
 
 
-def test_entry_that_is_not_callable_is_refused(plugin_site: Path) -> None:
-    proc = _run(["summarize", "--arch", "notcallable"], plugin_site)
+def test_entry_that_is_not_callable_is_refused(plugin_site: Path, forker: Forker) -> None:
+    proc = _run(["summarize", "--arch", "notcallable"], plugin_site, forker)
     assert proc.returncode == 5
     assert "not a callable" in proc.stderr and "clashplug" in proc.stderr
 
@@ -94,16 +107,16 @@ def _error_line(proc: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def test_plugin_builder_that_raises_is_one_line_naming_its_distribution(plugin_site: Path) -> None:
-    proc = _run(["summarize", "--arch", "raisenet"], plugin_site)
+def test_plugin_builder_that_raises_is_one_line_naming_its_distribution(plugin_site: Path, forker: Forker) -> None:
+    proc = _run(["summarize", "--arch", "raisenet"], plugin_site, forker)
     assert proc.returncode == 5
     line = _error_line(proc)
     assert "architecture 'raisenet' from distribution 'raiseplug' failed" in line
     assert "RuntimeError: raisenet cannot build width 8" in line
 
 
-def test_plugin_option_it_does_not_take_lists_the_ones_it_does(plugin_site: Path) -> None:
-    proc = _run(["summarize", "--arch", "tinynet", "--arch-option", "widht=4"], plugin_site)
+def test_plugin_option_it_does_not_take_lists_the_ones_it_does(plugin_site: Path, forker: Forker) -> None:
+    proc = _run(["summarize", "--arch", "tinynet", "--arch-option", "widht=4"], plugin_site, forker)
     assert proc.returncode == 2
     line = _error_line(proc)
     assert "architecture 'tinynet' from distribution 'tinyplug' does not take option(s) widht" in line

@@ -1,4 +1,4 @@
-"""Distributed training faults on CPU (gloo): a busy port, an uneven last batch, a process that dies.
+"""Distributed training on CPU (gloo): a busy port, an uneven last batch (with freezing), a process that dies.
 
 Every case runs under a subprocess timeout far above what it needs: a hang fails the test instead of
 blocking the suite. Processes are started two ways: by torchrun (whose agent supervises the workers), and
@@ -20,10 +20,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from helpers_forker import Forker
 from PIL import Image
+from torch import nn
 
 from resnetcli.engine.checkpoint import load_checkpoint
+from resnetcli.engine.rng import seed_everything
+from resnetcli.registry import registry
 
 #: generous: every case here finishes in well under a minute on 2 busy cores; reaching this is a hang
 HANG = 240
@@ -103,11 +107,16 @@ def test_a_process_started_by_hand_on_a_busy_port_gives_one_line(forker: Forker,
 
 def test_torchrun_with_an_uneven_last_batch_finishes(data: Path, tmp_path: Path) -> None:
     """Two processes over gloo: 9 training images in batches of 2 (the last one short), 5 validation images
-    (3 + 2). Also what any such run must leave: one TensorBoard writer, a checkpoint without DDP's wrapper."""
+    (3 + 2). Also what any such run must leave: one TensorBoard writer, a checkpoint without DDP's wrapper.
+    The same run freezes the stem and layer1, then unfreezes them at epoch 2: DistributedDataParallel registers
+    the parameters that require grad when it is built, so the wrapper is rebuilt when --unfreeze-at changes
+    them; frozen stages stay the initial weights (seeded) on every rank. (One torchrun run checks both: each
+    costs three processes that import torch.)"""
     run = tmp_path / "run"
     # --logger names tensorboard again over quiet.yaml's `tensorboard: false`
     argv = _train_argv(data, run, "--epochs", "2", "--no-drop-last", "--log-level", "INFO", "--logger",
-                       "csv,tensorboard")
+                       "csv,tensorboard", "--checkpoint-every", "1", "--freeze-until", "layer1", "--unfreeze-at",
+                       "2", "--seed", "0")
     proc = subprocess.run(_torchrun(_free_port()) + argv, capture_output=True, text=True, env=_env(), timeout=HANG)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "on cpu x2 processes" in (run / "train.log").read_text()
@@ -120,6 +129,17 @@ def test_torchrun_with_an_uneven_last_batch_finishes(data: Path, tmp_path: Path)
     assert [r["epoch"] for r in rows] == ["1", "2"]
     for row in rows:  # all 5 validation images counted once across both processes
         assert round(float(row["val_acc"]) * 5 / 100, 6).is_integer()
+
+    seed_everything(0)  # a run's initial weights depend only on --seed
+    model = registry("architectures").build("cifar_resnet", options={"depth": 8, "width": 2}, expect=nn.Module,
+                                            num_classes=3, in_channels=3)
+    initial = model.state_dict()
+    children = [name for name, _ in model.named_children()]
+    frozen = tuple(f"{name}." for name in children[: children.index("layer1") + 1])
+    epoch1, epoch2 = (load_checkpoint(run / "checkpoints" / f"epoch_00{n}.pt")["model"] for n in (1, 2))
+    keys = [key for key in initial if key.startswith(frozen)]
+    assert keys and all(torch.equal(epoch1[key], initial[key]) for key in keys)
+    assert not all(torch.equal(epoch2[key], initial[key]) for key in keys if key.endswith("weight"))
 
 
 def _rank_pid(parent: int, rank: int, deadline: float) -> int:

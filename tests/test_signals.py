@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
@@ -16,6 +18,9 @@ from torch.utils.data import Dataset
 
 from resnetcli.engine.data import Loader
 from resnetcli.signals import Terminated, hold, interrupt_on_termination
+
+if TYPE_CHECKING:
+    from helpers_forker import Forker
 
 
 def _deliver(signum: int) -> None:
@@ -156,7 +161,8 @@ def test_after_a_stop_a_dying_child_does_not_interrupt_the_clean_up() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "code"), [("SIGTERM", 143), ("SIGINT", 130)])
-def test_a_signal_to_the_whole_process_group_ends_training_cleanly(tmp_path: Path, name: str, code: int) -> None:
+def test_a_signal_to_the_whole_process_group_ends_training_cleanly(forker: Forker, tmp_path: Path, name: str,
+                                                                   code: int) -> None:
     """What a scheduler that signals every process of a job does, and Ctrl-C in a terminal: the loader's workers
     get the signal too. The exit code is the signal's, and stderr holds no traceback from a dying worker."""
     from helpers_train import write_images
@@ -164,20 +170,20 @@ def test_a_signal_to_the_whole_process_group_ends_training_cleanly(tmp_path: Pat
     data = write_images(tmp_path / "data", classes=2, per_class=8, size=8)
     run = tmp_path / "run"
     err = tmp_path / "err.txt"
-    argv = [sys.executable, "-m", "resnetcli", "train", "-d", str(data), "-a", "cifar_resnet", "--arch-option",
-            "depth=8", "--arch-option", "width=2", "-b", "2", "-j", "2", "--no-in-memory", "--image-size", "8",
-            "--epochs", "100000", "--device", "cpu", "--output", str(run)]
-    with err.open("w") as stderr:  # its own session: the group signalled is the run's, not pytest's
-        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
-        try:
-            deadline = time.monotonic() + 120
-            while not (run / "metrics.jsonl").is_file():  # an epoch done: the workers are up and handing over
-                assert process.poll() is None and time.monotonic() < deadline, err.read_text()[-3000:]
-                time.sleep(0.1)
-            os.killpg(process.pid, getattr(signal, name))
-            assert process.wait(timeout=120) == code, err.read_text()[-3000:]
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
+    argv = ["train", "-d", str(data), "-a", "cifar_resnet", "--arch-option", "depth=8", "--arch-option", "width=2",
+            "-b", "2", "-j", "2", "--no-in-memory", "--image-size", "8", "--epochs", "100000", "--device", "cpu",
+            "--output", str(run)]
+    # its own session: the group signalled is the run's, not the fork server's or pytest's
+    pid = forker.start(argv, os.devnull, err=err, session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "metrics.jsonl").is_file():  # an epoch done: the workers are up and handing over
+            assert forker.wait(pid, timeout=0.1) is None and time.monotonic() < deadline, err.read_text()[-3000:]
+        os.killpg(pid, getattr(signal, name))
+        assert forker.wait(pid, timeout=120, signal_name="SIGKILL") == code, err.read_text()[-3000:]
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # workers left behind, if any
+            os.killpg(pid, signal.SIGKILL)
+        forker.wait(pid, timeout=0, signal_name="SIGKILL")
     text = err.read_text()
     assert "Traceback" not in text and "Exception ignored" not in text and "race condition" not in text, text
