@@ -24,8 +24,11 @@ import io
 import json
 import os
 import signal
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 if __name__ == "__main__":  # the server only: never change the environment of a test process importing this
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -159,17 +162,23 @@ class Forker:
     """The test side: start the server once (it pays for `import torch`), then run CLI calls through it."""
 
     def __init__(self) -> None:
-        import subprocess
-        from pathlib import Path
-
         here = Path(__file__).parent
+        # without COLUMNS/LINES: rich would fix its consoles' width at the server's; a child's ENV sets its own
+        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
         self.proc = subprocess.Popen([sys.executable, str(here / "helpers_forker.py")], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, cwd=here)
+                                     stdout=subprocess.PIPE, text=True, cwd=here, env=env)
 
     def run(self, argv: list[str], log: object, *, err: object = None, kill_after: float | None = None,
             signal_name: str | None = None, kill_in_save: int | None = None, env: dict | None = None) -> dict:
         return self._ask({"argv": argv, "log": str(log), "err": None if err is None else str(err),
                           "kill_after": kill_after, "signal": signal_name, "kill_in_save": kill_in_save, "env": env})
+
+    def invoke(self, argv: list[str], *, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+        """`resnetcli ARGV` in a child, as subprocess.run(..., capture_output=True, text=True) would give it."""
+        with tempfile.TemporaryDirectory() as tmp:
+            out, err = Path(tmp, "out"), Path(tmp, "err")
+            status = self.run(argv, out, err=err, env=env)["status"]
+            return subprocess.CompletedProcess(argv, status, out.read_text(), err.read_text())
 
     def start(self, argv: list[str], log: object, *, err: object = None, env: dict | None = None,
               session: bool = False) -> int:

@@ -8,11 +8,15 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from resnetcli.plugin_docs import SourceProblem, source_description
 from resnetcli.registry import GROUPS, registry
+
+if TYPE_CHECKING:
+    from helpers_forker import Forker
 
 ASSETS = Path(__file__).parent / "assets" / "plugins"
 RESNETCLI = str(Path(sys.executable).parent / "resnetcli")
@@ -71,8 +75,9 @@ def test_broken_plugin_is_listed_as_broken_with_its_distribution(site: Path) -> 
     assert "tinyplug" in row and "TinyNet: two 3x3 convolutions" in row
 
 
-def test_verbose_list_imports_entries_and_shows_the_real_error(site: Path) -> None:
-    proc = _run(["--verbose", "list", "architectures"], site)
+def test_verbose_list_imports_entries_and_shows_the_real_error(forker: Forker, site: Path) -> None:
+    # importing every entry imports torch: a fork-server child, where it is imported already
+    proc = forker.invoke(["--verbose", "list", "architectures"], env={"PYTHONPATH": str(site), "COLUMNS": "250"})
     assert proc.returncode == 0, proc.stderr
     broken = [line for line in proc.stdout.splitlines() if line.startswith("broken:")]
     assert len(broken) == 1 and "failed to load" in broken[0] and "ImportError" in broken[0]

@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,10 +45,7 @@ def _run(args: list[str], site: Path, forker: Forker | None = None) -> subproces
     if forker is None:
         return subprocess.run([RESNETCLI, *args], env={**os.environ, **env}, capture_output=True, text=True,
                               check=False)
-    with tempfile.TemporaryDirectory() as tmp:
-        out, err = Path(tmp, "out"), Path(tmp, "err")
-        status = forker.run(args, out, err=err, env=env)["status"]
-        return subprocess.CompletedProcess(args, status, out.read_text(), err.read_text())
+    return forker.invoke(args, env=env)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from helpers_forker import Forker
 from helpers_kill import run_ok, train_setup
-from helpers_train import write_images
 
 from resnetcli.engine import lock
 from resnetcli.engine.checkpoint import load_checkpoint
@@ -132,31 +131,5 @@ def test_termination_signals_are_the_ones_documented() -> None:
     assert exit_code(KeyboardInterrupt()) == 130
 
 
-def test_under_torchrun_sigterm_stops_every_rank_and_rank_0_leaves_a_resumable_run(
-        forker: Forker, tmp_path: Path) -> None:
-    """What a batch scheduler does: SIGTERM to the launcher, which passes it on to every rank."""
-    import subprocess
-
-    from test_reliability_dist import HANG, _env, _free_port, _rank_pid, _torchrun
-
-    images = write_images(tmp_path / "images", classes=2, per_class=6, size=8)
-    run = tmp_path / "run"
-    argv = ["train", "--data", str(images), "--arch", "cifar_resnet", "--arch-option", "depth=8", "--arch-option",
-            "width=2", "--image-size", "8", "--batch-size", "2", "--device", "cpu", "--workers", "0",
-            "--log-level", "INFO", "--output", str(run)]
-    proc = subprocess.Popen(_torchrun(_free_port()) + argv + ["--epochs", "10000"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_env())
-    try:
-        deadline = time.monotonic() + HANG
-        _wait_for(lambda: _last_epoch(run) >= 1 or proc.poll() is not None, "an epoch under torchrun")
-        ranks = [_rank_pid(proc.pid, rank, deadline) for rank in (0, 1)]
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=HANG)
-    finally:
-        proc.kill()
-    assert proc.returncode != 0
-    assert not any(_alive(pid) for pid in ranks), stderr[-3000:]
-    assert "resumes exactly" in RunLayout(run).log.read_text(), stderr[-3000:]
-    assert lock.holder(RunLayout(run)) is None
-    done = _last_epoch(run)
-    run_ok(forker, argv + ["--epochs", str(done + 1), "--resume", "auto"], tmp_path / "resume.log")
+# SIGTERM to torchrun's launcher (every rank stops, rank 0 leaves a resumable run): in
+# tests/test_reliability_dist.py's torchrun run, which checks uneven batches and freezing on the way.

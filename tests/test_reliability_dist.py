@@ -1,4 +1,5 @@
-"""Distributed training on CPU (gloo): a busy port, an uneven last batch (with freezing), a process that dies.
+"""Distributed training on CPU (gloo): a busy port, an uneven last batch (with freezing, then SIGTERM), a process
+that dies.
 
 Every case runs under a subprocess timeout far above what it needs: a hang fails the test instead of
 blocking the suite. Processes are started two ways: by torchrun (whose agent supervises the workers), and
@@ -22,12 +23,15 @@ import numpy as np
 import pytest
 import torch
 from helpers_forker import Forker
+from helpers_kill import run_ok
 from PIL import Image
 from torch import nn
 
+from resnetcli.engine import lock
 from resnetcli.engine.checkpoint import load_checkpoint
 from resnetcli.engine.rng import seed_everything
 from resnetcli.registry import registry
+from resnetcli.runs import RunLayout
 
 #: generous: every case here finishes in well under a minute on 2 busy cores; reaching this is a hang
 HANG = 240
@@ -105,28 +109,49 @@ def test_a_process_started_by_hand_on_a_busy_port_gives_one_line(forker: Forker,
     assert not (tmp_path / "run").exists()
 
 
-def test_torchrun_with_an_uneven_last_batch_finishes(data: Path, tmp_path: Path) -> None:
-    """Two processes over gloo: 9 training images in batches of 2 (the last one short), 5 validation images
-    (3 + 2). Also what any such run must leave: one TensorBoard writer, a checkpoint without DDP's wrapper.
-    The same run freezes the stem and layer1, then unfreezes them at epoch 2: DistributedDataParallel registers
-    the parameters that require grad when it is built, so the wrapper is rebuilt when --unfreeze-at changes
-    them; frozen stages stay the initial weights (seeded) on every rank. (One torchrun run checks both: each
-    costs three processes that import torch.)"""
+def test_torchrun_with_an_uneven_last_batch_and_freezing_then_sigterm_leaves_a_resumable_run(
+        forker: Forker, data: Path, tmp_path: Path) -> None:
+    """One torchrun run (each launch costs three processes that import torch) checks three things.
+
+    - Two processes over gloo: 9 training images in batches of 2 (the last one short), 5 validation images
+      (3 + 2); one TensorBoard writer, checkpoints without DDP's wrapper.
+    - Freezing: the stem and layer1 are frozen, then unfrozen at epoch 2. DistributedDataParallel registers the
+      parameters that require grad when it is built, so the wrapper is rebuilt when --unfreeze-at changes them;
+      frozen stages stay the initial weights (seeded) on every rank.
+    - Preemption, what a batch scheduler does: SIGTERM to the launcher, which passes it on to every rank; every
+      rank stops and rank 0 leaves a run that resumes.
+    """
+    from test_preemption import _alive, _last_epoch
+
     run = tmp_path / "run"
     # --logger names tensorboard again over quiet.yaml's `tensorboard: false`
-    argv = _train_argv(data, run, "--epochs", "2", "--no-drop-last", "--log-level", "INFO", "--logger",
-                       "csv,tensorboard", "--checkpoint-every", "1", "--freeze-until", "layer1", "--unfreeze-at",
-                       "2", "--seed", "0")
-    proc = subprocess.run(_torchrun(_free_port()) + argv, capture_output=True, text=True, env=_env(), timeout=HANG)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "on cpu x2 processes" in (run / "train.log").read_text()
+    argv = _train_argv(data, run, "--no-drop-last", "--log-level", "INFO", "--logger", "csv,tensorboard",
+                       "--checkpoint-every", "1", "--freeze-until", "layer1", "--unfreeze-at", "2", "--seed", "0")
+    proc = subprocess.Popen(_torchrun(_free_port()) + argv + ["--epochs", "10000"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        deadline = time.monotonic() + HANG
+        while _last_epoch(run) < 2:  # past the unfreezing
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+            time.sleep(0.1)
+        ranks = [_rank_pid(proc.pid, rank, deadline) for rank in (0, 1)]
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=HANG)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    assert not any(_alive(pid) for pid in ranks), stderr[-3000:]
+    log = (run / "train.log").read_text()
+    assert "on cpu x2 processes" in log and "resumes exactly" in log, stderr[-3000:]
+    assert lock.holder(RunLayout(run)) is None
+
     assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 1  # rank 0 alone writes
-    state = load_checkpoint(run / "checkpoints" / "last.pt")
-    assert not any(k.startswith("module.") for k in state["model"])  # saved unwrapped from DDP
+    epoch1, epoch2 = (load_checkpoint(run / "checkpoints" / f"epoch_00{n}.pt") for n in (1, 2))
+    assert not any(k.startswith("module.") for k in epoch2["model"])  # saved unwrapped from DDP
     # DistributedSampler pads 9 to 5 per process: batches of 2, 2, 1 -> 3 steps per epoch on both
-    assert state["epoch"] == 2 and state["global_step"] == 6
+    assert epoch2["epoch"] == 2 and epoch2["global_step"] == 6
     rows = list(csv.DictReader((run / "metrics.csv").open()))
-    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert [r["epoch"] for r in rows[:2]] == ["1", "2"]
     for row in rows:  # all 5 validation images counted once across both processes
         assert round(float(row["val_acc"]) * 5 / 100, 6).is_integer()
 
@@ -136,10 +161,13 @@ def test_torchrun_with_an_uneven_last_batch_finishes(data: Path, tmp_path: Path)
     initial = model.state_dict()
     children = [name for name, _ in model.named_children()]
     frozen = tuple(f"{name}." for name in children[: children.index("layer1") + 1])
-    epoch1, epoch2 = (load_checkpoint(run / "checkpoints" / f"epoch_00{n}.pt")["model"] for n in (1, 2))
     keys = [key for key in initial if key.startswith(frozen)]
-    assert keys and all(torch.equal(epoch1[key], initial[key]) for key in keys)
-    assert not all(torch.equal(epoch2[key], initial[key]) for key in keys if key.endswith("weight"))
+    assert keys and all(torch.equal(epoch1["model"][key], initial[key]) for key in keys)
+    assert not all(torch.equal(epoch2["model"][key], initial[key]) for key in keys if key.endswith("weight"))
+
+    done = _last_epoch(run)
+    run_ok(forker, argv + ["--epochs", str(done + 1), "--resume", "auto"], tmp_path / "resume.log")
+    assert _last_epoch(run) == done + 1
 
 
 def _rank_pid(parent: int, rank: int, deadline: float) -> int:
