@@ -8,16 +8,30 @@ import pytest
 from helpers_cli import one_error_line
 from typer.testing import CliRunner
 
+from resnetcli import options
 from resnetcli.cli import app
-from resnetcli.options import YamlTooLarge, load_yaml, parse_key_values
+from resnetcli.options import MAX_FLOW_DEPTH, YamlTooLarge, load_yaml, parse_key_values
 
 DEEP = "a: " + "[" * 5000 + "]" * 5000 + "\n"
 
 
-def test_deeply_nested_yaml_is_refused_as_too_large() -> None:
-    with pytest.raises(YamlTooLarge, match="nest too deeply"):
-        load_yaml(DEEP)
+def test_deeply_nested_yaml_is_refused_as_too_large(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_yaml("a: " + "[" * 20 + "]" * 20) == {"a": [[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]}
+    deepest = load_yaml("a: " + "{b: " * MAX_FLOW_DEPTH + "1" + "}" * MAX_FLOW_DEPTH)
+    for _ in range(MAX_FLOW_DEPTH + 1):  # "a", then MAX_FLOW_DEPTH "b"s
+        deepest = deepest["a" if "a" in deepest else "b"]
+    assert deepest == 1
+    assert load_yaml("- " * 300 + "x") is not None  # block nesting is not bracket nesting
+    with pytest.raises(YamlTooLarge, match="nest too deeply"):  # block nesting past what the reader can recurse
+        load_yaml("- " * 3000 + "x")
+
+    def not_read(text: str) -> None:
+        raise AssertionError("PyYAML read a document refused by its bracket depth")
+
+    monkeypatch.setattr(options, "_SafeLoader", not_read)  # refused before PyYAML's quadratic scanner sees it
+    for text in (DEEP, "a: " + "[" * (MAX_FLOW_DEPTH + 1) + "]" * (MAX_FLOW_DEPTH + 1), "{" * 5000):
+        with pytest.raises(YamlTooLarge, match=f"more than {MAX_FLOW_DEPTH} `\\[` or `{{`"):
+            load_yaml(text)
 
 
 def test_a_deeply_nested_config_is_one_usage_line(tmp_path: Path) -> None:
