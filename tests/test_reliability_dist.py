@@ -1,5 +1,5 @@
-"""Distributed training on CPU (gloo): a busy port, an uneven last batch (with freezing, then SIGTERM), a process
-that dies.
+"""Distributed training on CPU (gloo): a busy port; a run with an uneven last batch and freezing, stopped by
+SIGTERM, resumed, then a process that dies; the same death among processes started by hand.
 
 Every case runs under a subprocess timeout far above what it needs: a hang fails the test instead of
 blocking the suite. Processes are started two ways: by torchrun (whose agent supervises the workers), and
@@ -16,14 +16,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from helpers_forker import Forker
-from helpers_kill import run_ok
 from PIL import Image
 from torch import nn
 
@@ -109,31 +108,42 @@ def test_a_process_started_by_hand_on_a_busy_port_gives_one_line(forker: Forker,
     assert not (tmp_path / "run").exists()
 
 
-def test_torchrun_with_an_uneven_last_batch_and_freezing_then_sigterm_leaves_a_resumable_run(
-        forker: Forker, data: Path, tmp_path: Path) -> None:
-    """One torchrun run (each launch costs three processes that import torch) checks three things.
+def _launch(argv: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(_torchrun(_free_port()) + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env())
 
-    - Two processes over gloo: 9 training images in batches of 2 (the last one short), 5 validation images
-      (3 + 2); one TensorBoard writer, checkpoints without DDP's wrapper.
-    - Freezing: the stem and layer1 are frozen, then unfrozen at epoch 2. DistributedDataParallel registers the
-      parameters that require grad when it is built, so the wrapper is rebuilt when --unfreeze-at changes them;
-      frozen stages stay the initial weights (seeded) on every rank.
-    - Preemption, what a batch scheduler does: SIGTERM to the launcher, which passes it on to every rank; every
-      rank stops and rank 0 leaves a run that resumes.
+
+def _until(condition: Callable[[], bool], proc: subprocess.Popen, deadline: float) -> None:
+    while not condition():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        time.sleep(0.1)
+
+
+def test_a_torchrun_run_with_uneven_batches_and_freezing_survives_sigterm_and_a_dying_rank(
+        data: Path, tmp_path: Path) -> None:
+    """One run's life under torchrun, in two launches (each costs three processes that import torch).
+
+    1. Two processes over gloo: 9 training images in batches of 2 (the last one short), 5 validation images
+       (3 + 2); one TensorBoard writer, checkpoints without DDP's wrapper.
+    2. Freezing: the stem and layer1 are frozen, then unfrozen at epoch 2. DistributedDataParallel registers the
+       parameters that require grad when it is built, so the wrapper is rebuilt when --unfreeze-at changes them;
+       frozen stages stay the initial weights (seeded) on every rank.
+    3. Preemption, what a batch scheduler does: SIGTERM to the launcher, which passes it on to every rank; every
+       rank stops and rank 0 leaves a run that resumes.
+    4. The same torchrun command with --resume auto trains on from there, under two processes again.
+    5. A rank that dies (SIGKILL) stops the others: torchrun's agent ends the survivor, and last.pt loads.
     """
     from test_preemption import _alive, _last_epoch
 
     run = tmp_path / "run"
     # --logger names tensorboard again over quiet.yaml's `tensorboard: false`
     argv = _train_argv(data, run, "--no-drop-last", "--log-level", "INFO", "--logger", "csv,tensorboard",
-                       "--checkpoint-every", "1", "--freeze-until", "layer1", "--unfreeze-at", "2", "--seed", "0")
-    proc = subprocess.Popen(_torchrun(_free_port()) + argv + ["--epochs", "10000"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_env())
+                       "--checkpoint-every", "1", "--freeze-until", "layer1", "--unfreeze-at", "2", "--seed", "0",
+                       "--epochs", "10000")
+    proc = _launch(argv)
     try:
         deadline = time.monotonic() + HANG
-        while _last_epoch(run) < 2:  # past the unfreezing
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
-            time.sleep(0.1)
+        _until(lambda: _last_epoch(run) >= 2, proc, deadline)  # past the unfreezing
         ranks = [_rank_pid(proc.pid, rank, deadline) for rank in (0, 1)]
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=HANG)
@@ -166,8 +176,20 @@ def test_torchrun_with_an_uneven_last_batch_and_freezing_then_sigterm_leaves_a_r
     assert not all(torch.equal(epoch2["model"][key], initial[key]) for key in keys if key.endswith("weight"))
 
     done = _last_epoch(run)
-    run_ok(forker, argv + ["--epochs", str(done + 1), "--resume", "auto"], tmp_path / "resume.log")
-    assert _last_epoch(run) == done + 1
+    proc = _launch(argv + ["--resume", "auto"])
+    try:
+        deadline = time.monotonic() + HANG
+        _until(lambda: _last_epoch(run) > done, proc, deadline)  # resumed, and an epoch trained on
+        rank0, rank1 = _rank_pid(proc.pid, 0, deadline), _rank_pid(proc.pid, 1, deadline)
+        os.kill(rank1, signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=HANG)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    assert "Signal 9 (SIGKILL)" in stderr or "exitcode  : -9" in stderr, stderr[-3000:]
+    assert not _alive(rank0)  # the surviving rank was stopped, not left running
+    assert f"resumed from {RunLayout(run).last} after epoch {done}" in (run / "train.log").read_text()
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] > done
 
 
 def _rank_pid(parent: int, rank: int, deadline: float) -> int:
@@ -190,24 +212,6 @@ def _wait_for(path: Path, procs: list[subprocess.Popen], deadline: float) -> Non
         assert time.monotonic() < deadline, f"{path} never appeared"
         assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
         time.sleep(0.1)
-
-
-def test_under_torchrun_a_rank_that_dies_stops_the_others(data: Path, tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    proc = subprocess.Popen(_torchrun(_free_port()) + _train_argv(data, run, "--epochs", "10000"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-    try:
-        deadline = time.monotonic() + HANG
-        _wait_for(run / "metrics.csv", [proc], deadline)  # an epoch done: both ranks are deep in training
-        rank0, rank1 = _rank_pid(proc.pid, 0, deadline), _rank_pid(proc.pid, 1, deadline)
-        os.kill(rank1, signal.SIGKILL)
-        _, stderr = proc.communicate(timeout=HANG)
-    finally:
-        proc.kill()
-    assert proc.returncode != 0
-    assert "Signal 9 (SIGKILL)" in stderr or "exitcode  : -9" in stderr, stderr[-3000:]
-    assert not Path(f"/proc/{rank0}").exists()  # the surviving rank was stopped, not left running
-    load_checkpoint(run / "checkpoints" / "last.pt")
 
 
 def test_started_by_hand_a_rank_that_dies_makes_the_other_exit_with_one_error_line(
