@@ -3,7 +3,8 @@
 Invariant: **last.pt is committed last.** It is the commit point `--resume` reads, so after a kill -9 at
 any moment the run resumes from the last epoch whose every output (metrics row, TensorBoard scalars,
 best.pt, epoch_NNN.pt, and the plot when it was redrawn: engine/callbacks.py) was written before it; a redone
-epoch rewrites those rather than losing them. This callback must therefore come after every other writer in the callback list.
+epoch rewrites those rather than losing them. This callback must therefore come after every other writer in
+the callback list.
 
 With --checkpoint-every-steps/--checkpoint-every-minutes, last.pt is also written inside an epoch, with the
 epoch's progress (engine/partial.py); best.pt, epoch_NNN.pt and the metrics files only ever change at an
