@@ -13,10 +13,12 @@ import pytest
 import torch
 from helpers_cli import one_error_line
 from helpers_evaluate import TrainedRun, train_once
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from resnetcli.cli import app
-from resnetcli.engine.checkpoint import load_checkpoint, save_checkpoint
+from resnetcli.engine.checkpoint import load_checkpoint, non_finite_weight, save_checkpoint
 from resnetcli.errors import CheckpointError
 
 runner = CliRunner()
@@ -190,3 +192,23 @@ def test_data_options_the_dataset_does_not_take_are_the_checkpoints_fault(
     path = save_checkpoint(state, tmp_path / "opts.pt")
     line = one_error_line(runner.invoke(app, ["test", "--checkpoint", str(path)]), 4)
     assert "the data options it records ({'bogus': 1}) are refused" in line and "pass --data SOURCE" in line
+
+
+_VALUES = st.one_of(st.floats(-10, 10), st.sampled_from([float("nan"), float("inf"), -float("inf"), 3e38, 6e4]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(tensors=st.lists(st.tuples(st.sampled_from([torch.float32, torch.float16, torch.float64, torch.int64]),
+                                  st.lists(_VALUES, min_size=1, max_size=6)), max_size=5))
+def test_non_finite_weight_names_the_first_tensor_that_is_not_finite(tensors: list[tuple[torch.dtype, list]]) -> None:
+    """Whatever the dtypes and values: huge finite ones (whose norm overflows float32 or float16) are finite,
+    integer tensors are skipped, and the name is the first tensor holding NaN or infinity (one isfinite each)."""
+    weights = {}
+    for i, (dtype, values) in enumerate(tensors):
+        if dtype == torch.int64:
+            weights[f"t{i}"] = torch.tensor([int(v) if v == v and abs(v) < 1e18 else 0 for v in values])
+        else:
+            weights[f"t{i}"] = torch.tensor(values, dtype=torch.float64).to(dtype)  # 3e38 is inf in float16
+    expected = next((name for name, t in weights.items()
+                     if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
+    assert non_finite_weight(weights) == expected

@@ -130,10 +130,17 @@ def _is_int(value: Any) -> bool:
 
 def non_finite_weight(weights: dict[str, torch.Tensor]) -> str | None:
     """The name of the first floating-point tensor holding NaN or infinity, or None when all are finite."""
-    for name, tensor in weights.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            return name
-    return None
+    floats = {name: tensor for name, tensor in weights.items() if tensor.is_floating_point()}
+    if not floats:
+        return None
+    # One fused norm of every tensor first (NaN and infinity reach it): a tenth of an isfinite per tensor, which
+    # was 30 ms for a ResNet-18 at every epoch and checkpoint load. A norm past float32's range is no proof, so
+    # a non-finite total is confirmed tensor by tensor.
+    from torch.nn.utils import get_total_norm
+
+    if bool(torch.isfinite(get_total_norm(list(floats.values())))):
+        return None
+    return next((name for name, tensor in floats.items() if not bool(torch.isfinite(tensor).all())), None)
 
 
 def _finite(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
