@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -218,3 +219,17 @@ def test_a_path_holding_nul_is_one_usage_line_wherever_it_comes_from(tmp_path: P
                 "--batch-size", "2", "--image-size", "8", "--workers", "0"]
     line = one_error_line(runner.invoke(app, argv), 2)
     assert line == "error: a path holds a NUL byte, which no file name can contain", line
+
+
+def test_each_command_is_built_once_per_process_and_runs_again() -> None:
+    """Typer reads a command's signature on every build; an app called in-process many times builds it once."""
+    from resnetcli.cli import COMMANDS, _Commands
+
+    first = _Commands(COMMANDS)["summarize"]
+    assert _Commands(COMMANDS)["summarize"] is first
+    for _ in range(2):  # the same command object parses a second call afresh
+        result = runner.invoke(app, ["summarize", "--arch", "resnet20", "--format", "json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["arch"] == "resnet20"
+    bad = runner.invoke(app, ["summarize", "--arch", "resnet20", "--image-size", "0"])
+    assert bad.exit_code == 2
