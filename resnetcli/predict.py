@@ -187,10 +187,10 @@ def write_or_print(rendered: Any, output: Path | None, console: Any) -> None:
             console.print(rendered)
         return
     if not isinstance(rendered, str):
-        from rich.console import Console
+        from resnetcli.console import new_console
 
         buf = io.StringIO()
-        Console(file=buf, width=160, no_color=True, highlight=False).print(rendered)
+        new_console(file=buf, width=160, no_color=True, soft_wrap=False).print(rendered)
         rendered = buf.getvalue()
     with writing(output):
         write_text(output, rendered)

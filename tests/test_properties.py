@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -111,20 +111,27 @@ def test_any_yaml_config_text(tmp_path_factory: pytest.TempPathFactory, text: st
     success_or_one_error_line(runner.invoke(app, ["train", "--config", str(config), "--print-config"]))
 
 
-@settings(max_examples=200, deadline=None)
-@given(text=st.text(st.characters(blacklist_characters="\t")))  # rich expands tabs to spaces, by design
-def test_any_text_prints_literally_and_inert(text: str) -> None:
-    """console.escape: rich shows the text as written (markup never applied, `[/]` never a crash), with every
-    terminal control character replaced by a visible escape. Printed inside markup, as every message is."""
-    from rich.console import Console
+#: what rich reads in markup: tags, backslash escapes, emoji codes; mixed into the generated text
+_MARKUP = st.sampled_from(["[", "]", "\\", "[/]", "[bold]", "[b]x[/b]", "[link=x]", ":smile:", ":+1:", "[red]"])
 
-    from resnetcli.console import escape, printable
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.lists(st.one_of(st.text(st.characters(blacklist_characters="\t")), _MARKUP)).map("".join),
+       place=st.sampled_from(["[bold]{}[/]", "{}", "{} and on", "[red]error:[/] {}", "{} [bold]more[/]"]))
+@example(text="\\[", place="[bold]{}[/]")  # found by this test: rich showed `\[` as `[`
+@example(text="a\\\\\\", place="[bold]{}[/]")  # three trailing backslashes escaped the closing tag
+@example(text="a:smile:b", place="{}")  # an emoji code became a face
+def test_any_text_prints_literally_and_inert(text: str, place: str) -> None:
+    """console.escape: the tool's consoles show the text as written (markup, backslashes before `[` and emoji codes
+    never applied, `[/]` never a crash), with every terminal control character replaced by a visible escape,
+    wherever the text sits in a message (tabs excepted: rich expands them to spaces, by design)."""
+    from resnetcli.console import escape, new_console, printable
 
     buffer = io.StringIO()
-    console = Console(file=buffer, width=10_000, soft_wrap=True, highlight=False, color_system=None)
-    console.print(f"[bold]{escape(text)}[/]", end="")
+    new_console(file=buffer, width=10_000, color_system=None).print(place.format(escape(text)), end="")
     shown = buffer.getvalue()
-    assert shown == printable(text)
+    plain = place.replace("[bold]", "").replace("[red]", "").replace("[/]", "")
+    assert shown == plain.format(printable(text))
     assert not any((ord(c) < 32 and c not in "\t\n") or 0x7f <= ord(c) <= 0x9f for c in shown), repr(shown)
 
 
