@@ -86,6 +86,7 @@ def busy_port() -> Iterator[int]:
 
 
 
+@pytest.mark.slow
 def test_torchrun_on_a_busy_port_fails_at_once(data: Path, tmp_path: Path, busy_port: int) -> None:
     """torchrun's own rendezvous refuses the port before any resnetcli process starts (its message, not ours)."""
     proc = subprocess.run(_torchrun(busy_port) + _train_argv(data, tmp_path / "run", "--epochs", "1"),
@@ -119,6 +120,7 @@ def _until(condition: Callable[[], bool], proc: subprocess.Popen, deadline: floa
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_a_torchrun_run_with_uneven_batches_and_freezing_survives_sigterm_and_a_dying_rank(
         data: Path, tmp_path: Path) -> None:
     """One run's life under torchrun, in two launches (each costs three processes that import torch).
