@@ -34,26 +34,27 @@ def printable(text: str) -> str:
                                    else f"\\u{ord(m.group()):04x}"), text)
 
 
-#: a `[` and the backslashes before it; group 2 is set where rich would read a tag (rich.markup.RE_TAGS)
-_BRACKET = re.compile(r"(\\*)\[(?=([a-z#/@][^[]*?\])?)")
+#: a `[` and the backslashes before it; the end of the text and the backslashes before it
+_BRACKET = re.compile(r"(\\*)\[")
 _TRAILING_BACKSLASHES = re.compile(r"(\\+)$")
+#: an empty span: shows nothing, and ends a run of backslashes so that none of them escapes what follows
+_STOP = "[i][/i]"
 
 
-def _escape_bracket(match: re.Match[str]) -> str:
-    backslashes = match.group(1)
-    if match.group(2):  # would open a tag: escaped, each backslash before it doubled (as rich.markup.escape)
-        return backslashes * 2 + "\\["
-    # not a tag, but rich still shows `\[` as `[`: one more backslash keeps those before it
-    return backslashes + ("\\" if backslashes else "") + "["
+def _backslashes(run: str) -> str:
+    """A run of backslashes as rich shows it before a tag: doubled, then stopped."""
+    return run * 2 + _STOP if run else ""
 
 
 def escape(text: str) -> str:
-    """`text` safe to print through rich: shown exactly as written (markup, `\\[` and emoji codes included), control
-    characters neutralized, wherever it sits in a message. Trailing backslashes are doubled and closed with an empty
-    span, which shows nothing: before a closing tag they would escape it, at the end of a message they show as
-    typed."""
-    escaped = _BRACKET.sub(_escape_bracket, printable(text))
-    return _TRAILING_BACKSLASHES.sub(lambda m: m.group(1) * 2 + "[i][/i]", escaped)
+    """`text` safe to print through rich: shown exactly as written (markup, backslashes and emoji codes included),
+    control characters neutralized, wherever it sits in a message and whatever text follows it.
+
+    Every `[` is written `\\[`: rich shows that as `[` whether or not a tag would follow (a `]` may come from text
+    printed after this one). Backslashes before a `[` or at the end are doubled and stopped with an empty span,
+    so that they neither escape nor are eaten by what comes next."""
+    escaped = _BRACKET.sub(lambda m: _backslashes(m.group(1)) + "\\[", printable(text))
+    return _TRAILING_BACKSLASHES.sub(lambda m: _backslashes(m.group(1)), escaped)
 
 
 def warn(message: str) -> None:

@@ -118,9 +118,9 @@ def _say(text: str) -> None:
 
 def _run(args: list[str]) -> None:
     """Run `resnetcli ARGS` as a user would type it; stop the demo on the first failure."""
-    from resnetcli.console import err
+    from resnetcli.console import err, escape
 
-    err.print(f"[dim]$ resnetcli {' '.join(shlex.quote(a) for a in args)}[/]")
+    err.print(f"[dim]$ resnetcli {escape(' '.join(shlex.quote(a) for a in args))}[/]")
     done = subprocess.run([sys.executable, "-m", "resnetcli", *args], check=False)
     if done.returncode != 0:
         err.print(f"[bold red]demo stopped:[/] `resnetcli {args[0]}` exited with status {done.returncode}")

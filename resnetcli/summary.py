@@ -322,8 +322,11 @@ def render_table(summary: Summary) -> Any:
     from rich.console import Group
     from rich.table import Table
 
+    from resnetcli.console import escape
+
+    # a plugin names the architecture and its layers' types: shown as named (resnetcli/console.py: escape)
     title = f"{summary.arch} ({summary.num_classes} classes)" if summary.num_classes else summary.arch
-    table = Table(title=title, box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    table = Table(title=escape(title), box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
     cells = [_cells(row) for row in summary.layers]
     for i, header in enumerate(_HEADERS):
         # Numbers must never be cut; names and types may be shortened on a narrow terminal.
@@ -332,7 +335,7 @@ def render_table(summary: Summary) -> Any:
         table.add_column(header, justify="right" if header in {"Params", "Kernels"} else "left",
                          no_wrap=True, overflow="ellipsis", min_width=width)
     for row_cells in cells:
-        table.add_row(*row_cells)
+        table.add_row(*map(escape, row_cells))
     totals = Table.grid(padding=(0, 2))
     totals.add_column(style="bold")
     totals.add_column()

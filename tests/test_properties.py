@@ -115,23 +115,30 @@ def test_any_yaml_config_text(tmp_path_factory: pytest.TempPathFactory, text: st
 _MARKUP = st.sampled_from(["[", "]", "\\", "[/]", "[bold]", "[b]x[/b]", "[link=x]", ":smile:", ":+1:", "[red]"])
 
 
-@settings(max_examples=200, deadline=None)
-@given(text=st.lists(st.one_of(st.text(st.characters(blacklist_characters="\t")), _MARKUP)).map("".join),
-       place=st.sampled_from(["[bold]{}[/]", "{}", "{} and on", "[red]error:[/] {}", "{} [bold]more[/]"]))
-@example(text="\\[", place="[bold]{}[/]")  # found by this test: rich showed `\[` as `[`
-@example(text="a\\\\\\", place="[bold]{}[/]")  # three trailing backslashes escaped the closing tag
-@example(text="a:smile:b", place="{}")  # an emoji code became a face
-def test_any_text_prints_literally_and_inert(text: str, place: str) -> None:
+_TEXT = st.lists(st.one_of(st.text(st.characters(blacklist_characters="\t")), _MARKUP)).map("".join)
+#: where a message puts user text: inside a style, at the end, before plain text, two of them side by side
+_PLACES = ["[bold]{}[/]", "{}", "{} and on", "[red]error:[/] {}", "{} [bold]more[/]", "{}{}",
+           "config: {} (A) vs {} (B)"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=_TEXT, second=_TEXT, place=st.sampled_from(_PLACES))
+@example(first="\\[", second="", place="[bold]{}[/]")  # found by this test: rich showed `\[` as `[`
+@example(first="a\\\\\\", second="", place="[bold]{}[/]")  # three trailing backslashes escaped the closing tag
+@example(first="a:smile:b", second="", place="{}")  # an emoji code became a face
+@example(first="r[bold", second="x]", place="config: {} (A) vs {} (B)")  # the next text's `]` closed a tag
+def test_any_text_prints_literally_and_inert(first: str, second: str, place: str) -> None:
     """console.escape: the tool's consoles show the text as written (markup, backslashes before `[` and emoji codes
     never applied, `[/]` never a crash), with every terminal control character replaced by a visible escape,
-    wherever the text sits in a message (tabs excepted: rich expands them to spaces, by design)."""
+    wherever the text sits in a message and whatever follows it (tabs excepted: rich expands them, by design)."""
     from resnetcli.console import escape, new_console, printable
 
+    texts = [first, second][:place.count("{}")]
     buffer = io.StringIO()
-    new_console(file=buffer, width=10_000, color_system=None).print(place.format(escape(text)), end="")
+    new_console(file=buffer, width=10_000, color_system=None).print(place.format(*map(escape, texts)), end="")
     shown = buffer.getvalue()
     plain = place.replace("[bold]", "").replace("[red]", "").replace("[/]", "")
-    assert shown == plain.format(printable(text))
+    assert shown == plain.format(*map(printable, texts))
     assert not any((ord(c) < 32 and c not in "\t\n") or 0x7f <= ord(c) <= 0x9f for c in shown), repr(shown)
 
 

@@ -221,3 +221,22 @@ def test_summarize_does_not_import_torch_dynamo() -> None:
     code = ("import sys; from resnetcli.summary import summarize_arch; summarize_arch('resnet20'); "
             "print('torch._dynamo' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+def test_names_a_plugin_gives_are_shown_as_given() -> None:
+    """The architecture's name and its layers' names and types come from plugins: markup in them is shown."""
+    import dataclasses
+    import io
+
+    from resnetcli.console import new_console
+    from resnetcli.summary import render_table, summarize_arch
+
+    summary = summarize_arch("resnet20")
+    layers = [dataclasses.replace(row, name="[bold]a:smile:", type="Block[/]\\") if row.depth == 1 else row
+              for row in summary.layers]
+    odd = dataclasses.replace(summary, arch="net[/]", layers=layers)
+    buffer = io.StringIO()
+    new_console(file=buffer, width=300, color_system=None).print(render_table(odd))
+    shown = buffer.getvalue()
+    assert "net[/] (10 classes)" in shown
+    assert "[bold]a:smile:" in shown and "Block[/]\\" in shown
