@@ -11,7 +11,14 @@ from resnetcli.errors import UsageError
 
 
 class _SafeLoader(yaml.SafeLoader):
-    """safe_load, but `1e-5` is a float: PyYAML follows YAML 1.1, which wants a dot (`1.0e-5`)."""
+    """safe_load, but `1e-5` is a float: PyYAML follows YAML 1.1, which wants a dot (`1.0e-5`); and no flow
+    collection deeper than MAX_FLOW_DEPTH (the scanner's own count: brackets in strings and comments are not)."""
+
+    def fetch_flow_collection_start(self, TokenClass: type) -> None:  # PyYAML's signature
+        if self.flow_level >= MAX_FLOW_DEPTH:
+            raise YamlTooLarge(f"its collections nest too deeply (more than {MAX_FLOW_DEPTH} `[` or `{{` inside "
+                               "each other)")
+        super().fetch_flow_collection_start(TokenClass)  # type: ignore[misc]
 
 
 _SafeLoader.add_implicit_resolver(
@@ -28,34 +35,18 @@ _SafeLoader.add_implicit_resolver(
 )
 
 
-#: a config is a screenful of settings: these bound what a hostile one can make the reader build
-MAX_YAML_CHARS = 1_000_000
+#: a config is a screenful of settings: these bound what a hostile one can make the reader build. PyYAML reads
+#: about 100,000 characters a second, so the longest document allowed is refused or read within a second.
+MAX_YAML_CHARS = 100_000
 MAX_YAML_NODES = 100_000
 #: flow collections (`[`, `{`) inside each other; PyYAML's scanner is quadratic in this depth (5,000 took 1.2 s)
-#: and its composer recursive, so a deeper document is refused before PyYAML reads it
+#: and its composer recursive, so the scanner refuses to open one more (_SafeLoader)
 MAX_FLOW_DEPTH = 100
-_TOO_DEEP = f"its collections nest too deeply (more than {MAX_FLOW_DEPTH} `[` or `{{` inside each other)"
 
 
 class YamlTooLarge(yaml.YAMLError):
     """A document larger than MAX_YAML_CHARS, nested too deeply, or whose aliases expand to more than
     MAX_YAML_NODES values."""
-
-
-def _flow_depth(text: str) -> int:
-    """The deepest nesting of brackets in `text`, quoting ignored: an upper bound of its flow collections' depth
-    that needs >MAX_FLOW_DEPTH unbalanced brackets inside quoted strings to overstate a real config."""
-    depth = deepest = 0
-    for match in _BRACKETS.finditer(text):
-        if match.group() in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth = max(depth - 1, 0)
-    return deepest
-
-
-_BRACKETS = re.compile(r"[\[\]{}]")
 
 
 def _expanded_nodes(node: yaml.Node, memo: dict[int, int]) -> int:
@@ -86,8 +77,6 @@ def load_yaml(text: str) -> Any:
     """
     if len(text) > MAX_YAML_CHARS:
         raise YamlTooLarge(f"{len(text)} characters is more than the {MAX_YAML_CHARS} a config may have")
-    if _flow_depth(text) > MAX_FLOW_DEPTH:
-        raise YamlTooLarge(_TOO_DEEP)
     loader = _SafeLoader(text)
     try:
         node = loader.get_single_node()

@@ -21,17 +21,28 @@ def test_deeply_nested_yaml_is_refused_as_too_large(monkeypatch: pytest.MonkeyPa
     for _ in range(MAX_FLOW_DEPTH + 1):  # "a", then MAX_FLOW_DEPTH "b"s
         deepest = deepest["a" if "a" in deepest else "b"]
     assert deepest == 1
+    # brackets inside strings and comments are text, not nesting: they neither refuse nor hide a document
+    assert load_yaml("# " + "[" * 500 + "\nname: '" + "{" * 500 + "'\n") == {"name": "{" * 500}
     assert load_yaml("- " * 300 + "x") is not None  # block nesting is not bracket nesting
     with pytest.raises(YamlTooLarge, match="nest too deeply"):  # block nesting past what the reader can recurse
         load_yaml("- " * 3000 + "x")
 
-    def not_read(text: str) -> None:
-        raise AssertionError("PyYAML read a document refused by its bracket depth")
+    fetched = [0]
+    fetch = options._SafeLoader.fetch_more_tokens
 
-    monkeypatch.setattr(options, "_SafeLoader", not_read)  # refused before PyYAML's quadratic scanner sees it
-    for text in (DEEP, "a: " + "[" * (MAX_FLOW_DEPTH + 1) + "]" * (MAX_FLOW_DEPTH + 1), "{" * 5000):
+    def counting(self: options._SafeLoader) -> None:
+        fetched[0] += 1
+        fetch(self)
+
+    monkeypatch.setattr(options._SafeLoader, "fetch_more_tokens", counting)
+    too_deep = [DEEP, "a: " + "[" * (MAX_FLOW_DEPTH + 1) + "]" * (MAX_FLOW_DEPTH + 1), "{" * 5000,
+                "a: " + '["]",' * 5000 + "]" * 5000]  # quoted closers do not close anything
+    for text in too_deep:
+        fetched[0] = 0
         with pytest.raises(YamlTooLarge, match=f"more than {MAX_FLOW_DEPTH} `\\[` or `{{`"):
             load_yaml(text)
+        # refused as the scanner opens one collection too many, not after reading thousands of levels
+        assert fetched[0] <= 4 * MAX_FLOW_DEPTH, (text[:20], fetched[0])  # a few tokens a level
 
 
 def test_a_deeply_nested_config_is_one_usage_line(tmp_path: Path) -> None:
