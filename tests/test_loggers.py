@@ -131,9 +131,10 @@ def test_an_unknown_logger_is_one_line_listing_the_known_ones(data: Path, tmp_pa
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize(("stop_at", "expected"), [(None, [1, 4, 7, 10]), (5, [1, 4, 5])])
+@pytest.mark.parametrize(("end", "expected"), [("done", [1, 4, 7, 10]), ("early stop", [1, 4, 5]),
+                                              ("Ctrl-C", [1, 4, 5]), ("Ctrl-C right after a drawing", [1, 4])])
 def test_plot_is_redrawn_after_the_first_epoch_then_at_most_every_30_s_and_after_the_last(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, stop_at: int | None, expected: list[int]) -> None:
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, end: str, expected: list[int]) -> None:
     from types import SimpleNamespace
 
     from resnetcli.engine import callbacks
@@ -141,20 +142,37 @@ def test_plot_is_redrawn_after_the_first_epoch_then_at_most_every_30_s_and_after
     drawn: list[int] = []
     monkeypatch.setattr(callbacks, "write_plot", lambda path, rows: drawn.append(rows[-1]["epoch"]))
     clock = [0.0]
-    monkeypatch.setattr(callbacks.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(callbacks, "monotonic", lambda: clock[0])
     rows: list[dict] = []
     plot = callbacks.Plot(tmp_path / "plot.png", SimpleNamespace(log=SimpleNamespace(rows=rows)))
     state = SimpleNamespace(config=SimpleNamespace(epochs=10), stop_reason=None)
+    stop = {"early stop": 5, "Ctrl-C": 5, "Ctrl-C right after a drawing": 4}.get(end)
+    plot.on_train_start(state)
     for epoch in range(1, 11):  # 10 s an epoch
         clock[0] = 10.0 * (epoch - 1)
         rows.append({"epoch": epoch})
-        if epoch == stop_at:  # early stopping, a callback before this one, ended the run here
+        if end == "early stop" and epoch == stop:  # a callback before this one ended the run here
             state.stop_reason = "no better val acc for 3 epochs"
         plot.on_epoch_end(state, rows[-1])
-        if state.stop_reason:
+        if epoch == stop:
             break
-    assert drawn == expected  # 0 s; 30 s after it; 60 s; the last epoch (or the one early stopping ended on)
+    plot.on_train_end(state)  # the loop's `finally`, however the run ended
+    assert drawn == expected  # 0 s; 30 s after it; 60 s; the last epoch, or the one the run ended in
     assert callbacks.PLOT_EVERY_S == 30.0
+
+
+def test_a_resumed_run_with_nothing_new_does_not_redraw(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from resnetcli.engine import callbacks
+
+    drawn: list[int] = []
+    monkeypatch.setattr(callbacks, "write_plot", lambda path, rows: drawn.append(len(rows)))
+    plot = callbacks.Plot(tmp_path / "plot.png", SimpleNamespace(log=SimpleNamespace(rows=[{"epoch": 1}] * 3)))
+    state = SimpleNamespace(config=SimpleNamespace(epochs=3), stop_reason=None)
+    plot.on_train_start(state)
+    plot.on_train_end(state)
+    assert drawn == []
 
 
 def test_plot_png_has_a_learning_rate_panel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

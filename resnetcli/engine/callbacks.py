@@ -12,8 +12,9 @@ A callback overrides the events it cares about. The loop calls, in list order:
 
 from __future__ import annotations
 
-import time
+import contextlib
 from pathlib import Path
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from resnetcli.engine.bookkeeping import Board, MetricsLog, write_plot
@@ -170,9 +171,9 @@ class MetricsFiles(Callback):
             self.log.mark_stopped(state.stop_reason)
 
 
-#: plot.png is redrawn after the first epoch, then at most this often (seconds), and after the run's last epoch.
-#: Drawing it takes a quarter of a second: a share of a short epoch worth keeping (a CIFAR epoch on a GPU takes
-#: seconds), for a picture nobody needs more often than this.
+#: plot.png is redrawn after the first epoch, then at most this often (seconds), and after the run's last epoch
+#: (or the one it stopped in). Drawing it takes a quarter of a second: a share of a short epoch worth keeping (a
+#: CIFAR epoch on a GPU takes seconds), for a picture nobody needs more often than this.
 PLOT_EVERY_S = 30.0
 
 
@@ -184,13 +185,27 @@ class Plot(Callback):
         self.metrics = metrics
         self.every = every
         self.drawn_at: float | None = None
+        self.drawn = 0  # rows in the picture on disk
+
+    def _draw(self) -> None:
+        assert self.metrics.log is not None
+        write_plot(self.path, self.metrics.log.rows)
+        self.drawn_at, self.drawn = monotonic(), len(self.metrics.log.rows)
+
+    def on_train_start(self, state: TrainState) -> None:
+        self.drawn = len(self.metrics.log.rows) if self.metrics.log is not None else 0  # a resumed run's
 
     def on_epoch_end(self, state: TrainState, row: dict[str, Any]) -> None:
-        assert self.metrics.log is not None
         last = row["epoch"] >= state.config.epochs or state.stop_reason is not None  # early stopping ran first
-        if last or self.drawn_at is None or time.monotonic() - self.drawn_at >= self.every:
-            write_plot(self.path, self.metrics.log.rows)
-            self.drawn_at = time.monotonic()
+        if last or self.drawn_at is None or monotonic() - self.drawn_at >= self.every:
+            self._draw()
+
+    def on_train_end(self, state: TrainState) -> None:
+        # Ctrl-C, a stop signal or an error ended the run between drawings: draw the epochs since, unless that
+        # fails, which must not replace what ended the run (resuming draws them anyway)
+        if self.metrics.log is not None and self.drawn < len(self.metrics.log.rows):
+            with contextlib.suppress(Exception):
+                self._draw()
 
 
 class TensorBoard(Callback):
