@@ -9,7 +9,9 @@ Each child is a separate process running `resnetcli ARGV` through the console sc
 (`resnetcli.cli.main`), with stdout in LOG and stderr in ERR (or LOG). What a fresh interpreter would take from
 its environment at start-up is redone in the child: a PYTHONPATH in ENV is put on sys.path (and the registry,
 discovered in the server, forgotten), so installed-by-path plugins are found. session: the child leads its own
-process group, as `start_new_session=True` would, for tests that signal the whole group.
+process group, as `start_new_session=True` would, for tests that signal the whole group. What a child cannot show:
+what Python reads from the environment at start-up alone (PYTHONWARNINGS, the locale, PYTHONIOENCODING), and the
+interpreter's own exit (children leave through os._exit); tests about those start a real interpreter.
 The forker itself never runs a torch operation, so forking after the import is safe.
 - kill_after: the forker sends SIGNAL (default SIGKILL) to the child that many seconds after forking (if it is
   still running). The child is reaped only after the kill, so its pid cannot have been reused by then.

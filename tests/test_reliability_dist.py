@@ -9,6 +9,7 @@ where resnetcli alone must notice the problem.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import signal
@@ -109,61 +110,72 @@ def test_a_process_started_by_hand_on_a_busy_port_gives_one_line(forker: Forker,
     assert not (tmp_path / "run").exists()
 
 
-def _launch(argv: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(_torchrun(_free_port()) + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env())
+@contextlib.contextmanager
+def _torchrun_run(argv: list[str]) -> Iterator[subprocess.Popen]:
+    """torchrun running `resnetcli ARGV`; whatever the test does, no launcher or rank outlives it."""
+    proc = subprocess.Popen(_torchrun(_free_port()) + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_env())
+    try:
+        yield proc
+    finally:
+        _kill_tree(proc)
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL torchrun's ranks (its children), then torchrun; reap it."""
+    if proc.poll() is None:
+        for task in Path(f"/proc/{proc.pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(child), signal.SIGKILL)
+        proc.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired, ValueError):
+        proc.communicate(timeout=60)
 
 
 def _until(condition: Callable[[], bool], proc: subprocess.Popen, deadline: float) -> None:
     while not condition():
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        if proc.poll() is not None or time.monotonic() >= deadline:
+            ended = proc.poll()
+            _kill_tree(proc)  # before reading its output: a run of 10,000 epochs would never close it
+            raise AssertionError(f"torchrun {'exited ' + str(ended) if ended is not None else 'timed out'}")
         time.sleep(0.1)
 
 
 @pytest.mark.slow
 def test_a_torchrun_run_with_uneven_batches_and_freezing_survives_sigterm_and_a_dying_rank(
         data: Path, tmp_path: Path) -> None:
-    """One run's life under torchrun, in two launches (each costs three processes that import torch).
+    """One run's life under torchrun, in three launches (each costs three processes that import torch).
 
     1. Two processes over gloo: 9 training images in batches of 2 (the last one short), 5 validation images
-       (3 + 2); one TensorBoard writer, checkpoints without DDP's wrapper.
+       (3 + 2), 3 epochs to the end: exit 0, one TensorBoard writer, checkpoints without DDP's wrapper.
     2. Freezing: the stem and layer1 are frozen, then unfrozen at epoch 2. DistributedDataParallel registers the
        parameters that require grad when it is built, so the wrapper is rebuilt when --unfreeze-at changes them;
        frozen stages stay the initial weights (seeded) on every rank.
-    3. Preemption, what a batch scheduler does: SIGTERM to the launcher, which passes it on to every rank; every
-       rank stops and rank 0 leaves a run that resumes.
-    4. The same torchrun command with --resume auto trains on from there, under two processes again.
-    5. A rank that dies (SIGKILL) stops the others: torchrun's agent ends the survivor, and last.pt loads.
+    3. The same torchrun command with --resume auto and more epochs trains on; then preemption, what a batch
+       scheduler does: SIGTERM to the launcher, which passes it on to every rank; every rank stops and rank 0
+       leaves a run that resumes.
+    4. Resumed again, a rank that dies (SIGKILL) stops the others: torchrun's agent ends the survivor, and
+       last.pt loads.
     """
     from test_preemption import _alive, _last_epoch
 
     run = tmp_path / "run"
     # --logger names tensorboard again over quiet.yaml's `tensorboard: false`
     argv = _train_argv(data, run, "--no-drop-last", "--log-level", "INFO", "--logger", "csv,tensorboard",
-                       "--checkpoint-every", "1", "--freeze-until", "layer1", "--unfreeze-at", "2", "--seed", "0",
-                       "--epochs", "10000")
-    proc = _launch(argv)
-    try:
-        deadline = time.monotonic() + HANG
-        _until(lambda: _last_epoch(run) >= 2, proc, deadline)  # past the unfreezing
-        ranks = [_rank_pid(proc.pid, rank, deadline) for rank in (0, 1)]
-        proc.send_signal(signal.SIGTERM)
+                       "--checkpoint-every", "1", "--freeze-until", "layer1", "--unfreeze-at", "2", "--seed", "0")
+    with _torchrun_run(argv + ["--epochs", "3"]) as proc:
         _, stderr = proc.communicate(timeout=HANG)
-    finally:
-        proc.kill()
-    assert proc.returncode != 0
-    assert not any(_alive(pid) for pid in ranks), stderr[-3000:]
-    log = (run / "train.log").read_text()
-    assert "on cpu x2 processes" in log and "resumes exactly" in log, stderr[-3000:]
-    assert lock.holder(RunLayout(run)) is None
-
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "on cpu x2 processes" in (run / "train.log").read_text()
     assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 1  # rank 0 alone writes
-    epoch1, epoch2 = (load_checkpoint(run / "checkpoints" / f"epoch_00{n}.pt") for n in (1, 2))
-    assert not any(k.startswith("module.") for k in epoch2["model"])  # saved unwrapped from DDP
+    epoch1, epoch2, last = (load_checkpoint(run / "checkpoints" / name)
+                            for name in ("epoch_001.pt", "epoch_002.pt", "last.pt"))
+    assert not any(k.startswith("module.") for k in last["model"])  # saved unwrapped from DDP
     # DistributedSampler pads 9 to 5 per process: batches of 2, 2, 1 -> 3 steps per epoch on both
-    assert epoch2["epoch"] == 2 and epoch2["global_step"] == 6
+    assert (epoch2["epoch"], epoch2["global_step"]) == (2, 6) and (last["epoch"], last["global_step"]) == (3, 9)
     rows = list(csv.DictReader((run / "metrics.csv").open()))
-    assert [r["epoch"] for r in rows[:2]] == ["1", "2"]
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     for row in rows:  # all 5 validation images counted once across both processes
         assert round(float(row["val_acc"]) * 5 / 100, 6).is_integer()
 
@@ -177,16 +189,26 @@ def test_a_torchrun_run_with_uneven_batches_and_freezing_survives_sigterm_and_a_
     assert keys and all(torch.equal(epoch1["model"][key], initial[key]) for key in keys)
     assert not all(torch.equal(epoch2["model"][key], initial[key]) for key in keys if key.endswith("weight"))
 
+    on = argv + ["--epochs", "10000", "--resume", "auto"]  # --epochs grows a finished run
+    with _torchrun_run(on) as proc:
+        deadline = time.monotonic() + HANG
+        _until(lambda: _last_epoch(run) > 3, proc, deadline)
+        ranks = [_rank_pid(proc.pid, rank, deadline) for rank in (0, 1)]
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=HANG)
+    assert proc.returncode != 0
+    assert not any(_alive(pid) for pid in ranks), stderr[-3000:]
+    log = (run / "train.log").read_text()
+    assert f"resumed from {RunLayout(run).last} after epoch 3" in log and "resumes exactly" in log, stderr[-3000:]
+    assert lock.holder(RunLayout(run)) is None
+
     done = _last_epoch(run)
-    proc = _launch(argv + ["--resume", "auto"])
-    try:
+    with _torchrun_run(on) as proc:
         deadline = time.monotonic() + HANG
         _until(lambda: _last_epoch(run) > done, proc, deadline)  # resumed, and an epoch trained on
         rank0, rank1 = _rank_pid(proc.pid, 0, deadline), _rank_pid(proc.pid, 1, deadline)
         os.kill(rank1, signal.SIGKILL)
         _, stderr = proc.communicate(timeout=HANG)
-    finally:
-        proc.kill()
     assert proc.returncode != 0
     assert "Signal 9 (SIGKILL)" in stderr or "exitcode  : -9" in stderr, stderr[-3000:]
     assert not _alive(rank0)  # the surviving rank was stopped, not left running
@@ -207,13 +229,6 @@ def _rank_pid(parent: int, rank: int, deadline: float) -> int:
                     return int(child)
         time.sleep(0.1)
     raise AssertionError(f"no worker with RANK={rank} under {parent}")
-
-
-def _wait_for(path: Path, procs: list[subprocess.Popen], deadline: float) -> None:
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
-        time.sleep(0.1)
 
 
 def test_started_by_hand_a_rank_that_dies_makes_the_other_exit_with_one_error_line(
