@@ -1,6 +1,7 @@
 """`train --pretrained/--freeze/--freeze-until/--unfreeze-at/--backbone-lr-mult` end to end on tiny images.
 
-The weights files are written here (torchvision's resnet18 state dict, randomly initialised): no network.
+The weights files are written here (torchvision's resnet18 state dict, randomly initialised, and a resnet20 one
+where a test writes many checkpoints): no network.
 """
 
 from __future__ import annotations
@@ -30,6 +31,18 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, torch.Tensor]]:
     return torchvision_resnet18(tmp_path_factory.mktemp("weights") / "resnet18.pth")
+
+
+@pytest.fixture(scope="module")
+def small_weights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, torch.Tensor]]:
+    """A resnet20 state dict in a file: the same stage names as resnet18's (conv1, bn1, layer1..), a 47th of its
+    bytes, for the test that writes a dozen checkpoints."""
+    from resnetcli.registry import registry
+
+    state = registry("architectures").get("resnet20")(10, 3).state_dict()
+    path = tmp_path_factory.mktemp("small") / "resnet20.pth"
+    torch.save(state, path)
+    return path, state
 
 
 def _model(run: Path, name: str = "last.pt") -> dict[str, torch.Tensor]:
@@ -73,12 +86,12 @@ def test_torchvision_name_brings_imagenet_normalization(images: Path, weights: t
     assert "normalizing with the pretrained weights' mean/std instead of the data's" in log
 
 
-def test_resume_is_exact_with_freezing_unfreeze_at_and_backbone_lr(images: Path, weights: tuple[Path, dict],
+def test_resume_is_exact_with_freezing_unfreeze_at_and_backbone_lr(images: Path, small_weights: tuple[Path, dict],
                                                                    tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    path, state = weights
-    flags = {**FLAGS, "pretrained": str(path), "freeze_until": "layer2", "unfreeze_at": 3, "backbone_lr_mult": 0.1,
-             "optimizer": "sgd-nesterov", "scheduler": "cosine", "epochs": 3}
+    path, state = small_weights
+    flags = {**FLAGS, "arch": "resnet20", "pretrained": str(path), "freeze_until": "layer2", "unfreeze_at": 3,
+             "backbone_lr_mult": 0.1, "optimizer": "sgd-nesterov", "scheduler": "cosine", "epochs": 3}
     run_engine(images, tmp_path / "straight", checkpoint_every=1, **flags)
     epoch2 = _model(tmp_path / "straight", "epoch_002.pt")
     for key, value in state.items():  # frozen through epochs 1 and 2...
