@@ -84,8 +84,8 @@ def load_yaml(text: str) -> Any:
             return None
         _expanded_nodes(node, {})
         return loader.construct_document(node)
-    except RecursionError:  # PyYAML composes and constructs recursively: a few hundred `[` are enough
-        # block collections (`- - - x`, indentation) the bracket count cannot see
+    except RecursionError:  # PyYAML composes and constructs recursively
+        # block collections (`- - - x`, indentation), which the scanner's flow level does not count
         raise YamlTooLarge("its collections nest too deeply (hundreds of levels inside each other)") from None
     finally:
         loader.dispose()
