@@ -29,9 +29,9 @@ demo: setup
 	fi
 	$(BIN)/python -m resnetcli.demo $(DEMO_ARGS)
 
-# The test command (CI runs exactly this): lint, then every test, one pytest-xdist worker per core (about 1m45s on
-# 2 cores, README.md's "Where things live"; tests/conftest.py splits torch's threads between the workers). Work-stealing, as a few torchrun and
-# kill -9 tests take seconds each and would otherwise leave one worker idle at the end.
+# The test command (CI runs exactly this): lint, then every test, one pytest-xdist worker per core (about 1m45s
+# on 2 cores: README.md, "Where things live"; tests/conftest.py splits torch's threads between the workers).
+# Work-stealing, as a few torchrun and kill -9 tests take seconds each and would otherwise leave one worker idle.
 PYTEST := $(BIN)/python -m pytest -n auto --dist worksteal
 
 test: setup lint

@@ -175,12 +175,14 @@ class Forker:
         return self._ask({"argv": argv, "log": str(log), "err": None if err is None else str(err),
                           "kill_after": kill_after, "signal": signal_name, "kill_in_save": kill_in_save, "env": env})
 
-    def invoke(self, argv: list[str], *, env: dict | None = None) -> subprocess.CompletedProcess[str]:
-        """`resnetcli ARGV` in a child, as subprocess.run(..., capture_output=True, text=True) would give it."""
+    def invoke(self, argv: list[str], *, env: dict | None = None,
+               stdout: str | None = None) -> subprocess.CompletedProcess[str]:
+        """`resnetcli ARGV` in a child, as subprocess.run(..., capture_output=True, text=True) would give it;
+        `stdout`: a file the child writes its stdout to instead (not read back: "" in the result)."""
         with tempfile.TemporaryDirectory() as tmp:
-            out, err = Path(tmp, "out"), Path(tmp, "err")
+            out, err = Path(stdout or Path(tmp, "out")), Path(tmp, "err")
             status = self.run(argv, out, err=err, env=env)["status"]
-            return subprocess.CompletedProcess(argv, status, out.read_text(), err.read_text())
+            return subprocess.CompletedProcess(argv, status, "" if stdout else out.read_text(), err.read_text())
 
     def start(self, argv: list[str], log: object, *, err: object = None, env: dict | None = None,
               session: bool = False) -> int:
